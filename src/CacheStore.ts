@@ -1,0 +1,188 @@
+/**
+ * Where entries live (SPEC §5). A service, so that a program chooses its backend with a
+ * layer: in-process LRU (the default), `@effect/platform`'s `KeyValueStore` (on disk with
+ * its file-system layer), or Redis (`effect-cacheback/redis`).
+ *
+ * @since 0.1.0
+ */
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type * as Entry from "./Entry.js"
+import { CodecError, StoreError } from "./Errors.js"
+import * as Codec from "./internal/codec.js"
+
+/**
+ * The shape of a cache backend. `schema` is the job's value schema (or `undefined`): a
+ * backend that keeps entries outside the process encodes values through it, an in-process
+ * one ignores it.
+ *
+ * A read never fails for an entry that does not decode: that is a miss, logged and counted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  readonly get: <A>(
+    key: string,
+    schema: Schema.Schema<A, any, never> | undefined
+  ) => Effect.Effect<Option.Option<Entry.Entry<A>>, StoreError>
+  /** One round trip where the backend allows (Redis `MGET`). */
+  readonly getMany: <A>(
+    keys: ReadonlyArray<string>,
+    schema: Schema.Schema<A, any, never> | undefined
+  ) => Effect.Effect<ReadonlyArray<Option.Option<Entry.Entry<A>>>, StoreError>
+  /** Stores `entry`; the backend forgets it after `ttl` (the job's cache TTL). */
+  readonly set: <A>(
+    key: string,
+    entry: Entry.Entry<A>,
+    ttl: Duration.Duration,
+    schema: Schema.Schema<A, any, never> | undefined
+  ) => Effect.Effect<void, StoreError | CodecError>
+  readonly delete: (key: string) => Effect.Effect<void, StoreError>
+  /**
+   * A synchronous read for backends that answer without I/O, so that a memory hit costs
+   * no extra effect step. `now` is the caller's `Clock` time.
+   */
+  readonly unsafeGet?: (key: string, now: number) => Option.Option<Entry.Entry<unknown>>
+}
+
+/**
+ * The default cache store of every job (`Job.withStore` picks another tag).
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class CacheStore extends Context.Tag("effect-cacheback/CacheStore")<CacheStore, Service>() {}
+
+interface Slot {
+  readonly entry: Option.Option<Entry.Entry<unknown>>
+  readonly deadline: number
+}
+
+/**
+ * An in-process store holding at most `capacity` entries, evicting the least recently used,
+ * each forgotten after its TTL by the caller's `Clock` (so `TestClock` drives it).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (options: { readonly capacity: number }): Effect.Effect<Service> => {
+  const capacity = options.capacity
+  if (!Number.isInteger(capacity) || capacity < 1) {
+    throw new RangeError(`CacheStore.layerMemory: expected a positive integer capacity, got ${capacity}`)
+  }
+  return Effect.sync(() => {
+    // A Map iterates in insertion order: re-inserting on every read keeps the least
+    // recently used key first, where eviction takes it.
+    const slots = new Map<string, Slot>()
+    const read = (key: string, now: number): Option.Option<Entry.Entry<any>> => {
+      const slot = slots.get(key)
+      if (slot === undefined) return Option.none()
+      slots.delete(key)
+      if (now >= slot.deadline) return Option.none()
+      slots.set(key, slot)
+      return slot.entry
+    }
+    const withNow = <A>(f: (now: number) => A) =>
+      Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
+    return CacheStore.of({
+      unsafeGet: read,
+      get: (key) => withNow((now) => read(key, now)),
+      getMany: (keys) => withNow((now) => keys.map((key) => read(key, now))),
+      set: (key, entry, ttl) =>
+        withNow((now) => {
+          slots.delete(key)
+          slots.set(key, { entry: Option.some(entry), deadline: now + Duration.toMillis(ttl) })
+          if (slots.size > capacity) slots.delete(slots.keys().next().value!)
+        }),
+      delete: (key) => Effect.sync(() => void slots.delete(key))
+    })
+  })
+}
+
+/**
+ * The in-process store as a layer: the default backend.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options: { readonly capacity: number }): Layer.Layer<CacheStore> =>
+  Layer.effect(CacheStore, makeMemory(options))
+
+/**
+ * A store over `@effect/platform`'s `KeyValueStore` in context: with its `layerFileSystem`
+ * the cache survives restarts with no server. Each record holds the encoded entry and the
+ * time the backend forgets it; a record past that time reads as a miss and is removed.
+ * There is no bound on the number of records.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeKeyValueStore: Effect.Effect<Service, never, KeyValueStore.KeyValueStore> = Effect.map(
+  KeyValueStore.KeyValueStore,
+  (kv) => {
+    const read = <A>(key: string, schema: Schema.Schema<A, any, never> | undefined) =>
+      Effect.flatMap(
+        Effect.zip(
+          Effect.mapError(kv.get(key), (cause) => new StoreError({ operation: "get", key, cause })),
+          Clock.currentTimeMillis
+        ),
+        ([text, now]): Effect.Effect<Option.Option<Entry.Entry<A>>, StoreError> => {
+          if (Option.isNone(text)) return Effect.succeedNone
+          const record = parseRecord(text.value)
+          if (record === undefined) return Effect.as(Codec.reportCorrupt("keyValueStore", key, "it is not a record"), Option.none())
+          if (now >= record.deadline) {
+            return Effect.as(Effect.ignore(kv.remove(key)), Option.none())
+          }
+          return Either.match(Codec.forSchema(schema).decode(record.entry), {
+            onLeft: (reason) => Effect.as(Codec.reportCorrupt("keyValueStore", key, reason), Option.none()),
+            onRight: (entry) => Effect.succeed(Option.some(entry))
+          })
+        }
+      )
+    return CacheStore.of({
+      get: read,
+      getMany: (keys, schema) => Effect.forEach(keys, (key) => read(key, schema), { concurrency: "unbounded" }),
+      set: (key, entry, ttl, schema) =>
+        Either.match(Codec.forSchema(schema).encode(entry), {
+          onLeft: (reason) => Effect.fail(new CodecError({ key, direction: "encode", reason })),
+          onRight: (json) =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Effect.mapError(
+                kv.set(key, JSON.stringify({ deadline: now + Duration.toMillis(ttl), entry: json })),
+                (cause) => new StoreError({ operation: "set", key, cause })
+              ))
+        }),
+      delete: (key) => Effect.mapError(kv.remove(key), (cause) => new StoreError({ operation: "delete", key, cause }))
+    })
+  }
+)
+
+const parseRecord = (text: string): { readonly deadline: number; readonly entry: unknown } | undefined => {
+  try {
+    const record = JSON.parse(text)
+    return typeof record === "object" && record !== null && typeof record.deadline === "number" && "entry" in record
+      ? record
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `makeKeyValueStore` as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
+  CacheStore,
+  makeKeyValueStore
+)

@@ -1,0 +1,80 @@
+/**
+ * Every typed error of effect-cacheback. Each has a `message` that says which input was
+ * wrong, what was expected and what to do.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/**
+ * An input that no stable key can be derived from: a function, a symbol, a cycle, a class
+ * instance without an input schema.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class KeyError extends Schema.TaggedError<KeyError>("effect-cacheback/KeyError")("KeyError", {
+  job: Schema.String,
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `job "${this.job}": cannot derive a cache key from the input at ${this.path}: ${this.reason}. ` +
+      `Give the job a key with Job.withKey((input) => string), or an input schema with Job.withSchema({ input }).`
+  }
+}
+
+/**
+ * A cache backend that failed to answer. Reads through `Job.get` treat it as a miss; the
+ * explicit store operations (`set`, `delete`, `rawGet`) report it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreError extends Schema.TaggedError<StoreError>("effect-cacheback/StoreError")("StoreError", {
+  operation: Schema.Literal("get", "getMany", "set", "delete"),
+  key: Schema.String,
+  cause: Schema.Defect
+}) {
+  override get message(): string {
+    return `cache store ${this.operation} of "${this.key}" failed: ${describe(this.cause)}`
+  }
+}
+
+/**
+ * A value or an input that cannot cross a process boundary: no schema and not JSON-safe, or
+ * a schema that rejects it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CodecError extends Schema.TaggedError<CodecError>("effect-cacheback/CodecError")("CodecError", {
+  key: Schema.String,
+  direction: Schema.Literal("encode", "decode"),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot ${this.direction} the entry of "${this.key}": ${this.reason}`
+  }
+}
+
+/**
+ * A refresh that could not be put on the queue. `Job.get` and `Job.asyncRefresh` fall back
+ * to a synchronous refresh.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EnqueueError extends Schema.TaggedError<EnqueueError>("effect-cacheback/EnqueueError")("EnqueueError", {
+  job: Schema.String,
+  key: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message(): string {
+    return `job "${this.job}": cannot enqueue a refresh of "${this.key}": ${this.reason}`
+  }
+}
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

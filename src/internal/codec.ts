@@ -1,0 +1,117 @@
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as Entry from "../Entry.js"
+import { decodeErrors } from "./metrics.js"
+
+/**
+ * Turns entries into JSON values and back, for the stores whose entries leave the process
+ * (key-value store, Redis). With a value schema the value goes through it; without one the
+ * value must be JSON-safe already, and anything else is refused at write time rather than
+ * coming back as something else.
+ */
+export interface EntryCodec<A> {
+  readonly encode: (entry: Entry.Entry<A>) => Either.Either<unknown, string>
+  readonly decode: (json: unknown) => Either.Either<Entry.Entry<A>, string>
+}
+
+export const forSchema = <A>(schema: Schema.Schema<A, any, never> | undefined): EntryCodec<A> => {
+  if (schema === undefined) return plain as EntryCodec<A>
+  const cached = codecs.get(schema)
+  if (cached !== undefined) return cached as EntryCodec<A>
+  const entrySchema = Entry.schema(schema)
+  const encode = Schema.encodeEither(entrySchema)
+  const decode = Schema.decodeUnknownEither(entrySchema)
+  const codec: EntryCodec<A> = {
+    encode: (entry) =>
+      Either.flatMap(
+        Either.mapLeft(encode(entry), (error) => `the value schema rejects it: ${format(error)}`),
+        (json) => {
+          const unsafe = notJson(json, "$")
+          return unsafe === undefined ? Either.right(json) : Either.left(`the encoded value is not JSON: ${unsafe}`)
+        }
+      ),
+    decode: (json) => Either.mapLeft(decode(json), (error) => `it does not match the value schema: ${format(error)}`)
+  }
+  codecs.set(schema, codec)
+  return codec
+}
+
+const codecs = new WeakMap<object, EntryCodec<any>>()
+
+const plain: EntryCodec<unknown> = {
+  encode: (entry) => {
+    if (entry._tag === "Pending") return Either.right(entry)
+    const unsafe = notJson(entry.value, "$")
+    return unsafe === undefined
+      ? Either.right(entry)
+      : Either.left(`the value is not JSON-safe (${unsafe}); give the job a value schema with Job.withSchema({ value })`)
+  },
+  decode: (json) => {
+    const entry = json as Record<string, unknown> | null
+    if (typeof entry === "object" && entry !== null && typeof entry.expiresAt === "number") {
+      if (entry._tag === "Pending") return Either.right(Entry.pending(entry.expiresAt))
+      if (entry._tag === "Value" && "value" in entry && typeof entry.fetchedAt === "number") {
+        return Either.right(Entry.value(entry.value, entry.fetchedAt, entry.expiresAt))
+      }
+    }
+    return Either.left("it is not an entry written by effect-cacheback")
+  }
+}
+
+/** Where a value stops being JSON that parses back to itself, or undefined when it is. */
+const notJson = (value: unknown, path: string): string | undefined => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return undefined
+    case "number":
+      return Number.isFinite(value) ? undefined : `${path} is ${value}`
+    case "object": {
+      if (value === null) return undefined
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const inner = notJson(value[i], `${path}[${i}]`)
+          if (inner !== undefined) return inner
+        }
+        return undefined
+      }
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) {
+        return `${path} is an instance of ${proto?.constructor?.name ?? "a class"}`
+      }
+      for (const [key, inner] of Object.entries(value)) {
+        const found = notJson(inner, `${path}.${key}`)
+        if (found !== undefined) return found
+      }
+      return undefined
+    }
+    default:
+      return `${path} is ${typeof value === "bigint" ? "a bigint" : typeof value === "undefined" ? "undefined" : `a ${typeof value}`}`
+  }
+}
+
+const format = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
+
+/** Parses what a store holds for a key: JSON text of an encoded entry. */
+export const parse = <A>(codec: EntryCodec<A>, text: string): Either.Either<Entry.Entry<A>, string> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    return Either.left("it is not JSON")
+  }
+  return codec.decode(json)
+}
+
+/**
+ * An entry that does not decode counts as a miss (the next refresh overwrites it); say so
+ * once in the log and count it, tagged by store.
+ */
+export const reportCorrupt = (store: string, key: string, reason: string): Effect.Effect<void> =>
+  Effect.zipRight(
+    Metric.increment(Metric.tagged(decodeErrors, "store", store)),
+    Effect.logWarning(`cacheback: the entry of "${key}" in the ${store} store does not decode and counts as a miss: ${reason}`)
+  )

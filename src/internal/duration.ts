@@ -1,0 +1,38 @@
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+
+/**
+ * Decodes a duration given to a combinator, throwing at once when it is negative, not
+ * finite or not a duration. `Duration.decode` would turn `-5` into zero and
+ * `"-5 minutes"` into zero silently; a job built with either is a mistake to report.
+ */
+export const decode = (where: string, input: Duration.DurationInput): Duration.Duration => {
+  const fail = (why: string): never => {
+    throw new RangeError(
+      `${where}: expected a finite, non-negative duration such as 30_000 (milliseconds) or "10 minutes", ` +
+        `got ${show(input)} (${why})`
+    )
+  }
+  if (typeof input === "number" && (Number.isNaN(input) || input < 0)) return fail("negative or NaN")
+  if (typeof input === "bigint" && input < 0n) return fail("negative")
+  if (typeof input === "string" && /^\s*-/.test(input)) return fail("negative")
+  if (Array.isArray(input) && (input[0] < 0 || input[1] < 0)) return fail("negative")
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded)) return fail("not a duration")
+  if (!Duration.isFinite(decoded.value)) return fail("not finite")
+  return decoded.value
+}
+
+/** A duration function of a job, checked on every call: a bad result is a defect. */
+export const decodeWith = <I>(
+  where: string,
+  f: (input: I) => Duration.DurationInput
+): (input: I) => Duration.Duration =>
+(input) => decode(`${where}: the function's result`, f(input))
+
+const show = (input: unknown): string => {
+  if (typeof input === "string") return JSON.stringify(input)
+  if (typeof input === "bigint") return `${input}n`
+  if (Array.isArray(input)) return `[${input.join(", ")}]`
+  return String(input)
+}
