@@ -195,7 +195,7 @@ const constant = <A>(a: A) => () => a
  * @category combinators
  */
 export const withKey: {
-  <I>(f: (input: I) => string): <J extends Job<I, any, any, any, any, any, any, any>>(self: J) => J
+  <I = any>(f: (input: I) => string): Refine<I>
   <J extends Job.Any>(self: J, f: (input: JobInput<J>) => string): J
 } = dual(2, (self: Job.Any, f: (input: unknown) => string) => {
   assertFunction("Job.withKey", f)
@@ -222,7 +222,7 @@ export const withLifetime: {
  * @category combinators
  */
 export const withExpiry: {
-  <I>(f: (input: I) => Duration.DurationInput): <J extends Job<I, any, any, any, any, any, any, any>>(self: J) => J
+  <I = any>(f: (input: I) => Duration.DurationInput): Refine<I>
   <J extends Job.Any>(self: J, f: (input: JobInput<J>) => Duration.DurationInput): J
 } = dual(2, (self: Job.Any, f: (input: unknown) => Duration.DurationInput) => {
   assertFunction("Job.withExpiry", f)
@@ -238,9 +238,9 @@ export const withExpiry: {
  * @category combinators
  */
 export const withRefreshTimeout: {
-  <I>(
+  <I = any>(
     timeout: Duration.DurationInput | ((input: I) => Duration.DurationInput)
-  ): <J extends Job<I, any, any, any, any, any, any, any>>(self: J) => J
+  ): Refine<I>
   <J extends Job.Any>(self: J, timeout: Duration.DurationInput | ((input: JobInput<J>) => Duration.DurationInput)): J
 } = dual(2, (self: Job.Any, timeout: Duration.DurationInput | ((input: unknown) => Duration.DurationInput)) =>
   copy(self, { refreshTimeout: durationOrFunction("Job.withRefreshTimeout", timeout) }))
@@ -253,9 +253,9 @@ export const withRefreshTimeout: {
  * @category combinators
  */
 export const withCacheTtl: {
-  <I>(
+  <I = any>(
     ttl: Duration.DurationInput | ((input: I) => Duration.DurationInput)
-  ): <J extends Job<I, any, any, any, any, any, any, any>>(self: J) => J
+  ): Refine<I>
   <J extends Job.Any>(self: J, ttl: Duration.DurationInput | ((input: JobInput<J>) => Duration.DurationInput)): J
 } = dual(2, (self: Job.Any, ttl: Duration.DurationInput | ((input: unknown) => Duration.DurationInput)) =>
   copy(self, { cacheTtl: durationOrFunction("Job.withCacheTtl", ttl) }))
@@ -273,13 +273,13 @@ export const withCacheTtl: {
  * @category combinators
  */
 export const withSyncOnMiss: {
-  (sync: true): <I, A, E, R, Out extends A, Z, Async extends boolean, S>(
+  (sync: true): <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>
   ) => Job<I, A, E, R, A, Z, false, S>
   <I>(sync: false | ((input: I) => boolean)): <A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>
   ) => Job<I, A, E, R, A | Z, Z, true, S>
-  <I, A, E, R, Out extends A, Z, Async extends boolean, S>(
+  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>,
     sync: true
   ): Job<I, A, E, R, A, Z, false, S>
@@ -326,9 +326,9 @@ export const withEmpty: {
  * @category combinators
  */
 export const withStaleRefresh: {
-  <I>(
+  <I = any>(
     rule: { readonly syncAfter: Duration.DurationInput } | ((ages: Policy.Ages, input: I) => boolean)
-  ): <J extends Job<I, any, any, any, any, any, any, any>>(self: J) => J
+  ): Refine<I>
   <J extends Job.Any>(
     self: J,
     rule: { readonly syncAfter: Duration.DurationInput } | ((ages: Policy.Ages, input: JobInput<J>) => boolean)
@@ -861,7 +861,7 @@ const act = (
       Metrics.bump(decision.status === "miss" ? counters.misses : counters.staleHits)
       Metrics.bump(counters.syncFetches)
       return Effect.map(
-        SingleFlight.run(store, key, fetchAndStore(job, input, key, store)),
+        SingleFlight.run(store, key, Effect.suspend(() => fetchAndStore(job, input, key, store))),
         (value) => finish(job, input, value, decision.status, true)
       )
     }
@@ -1028,6 +1028,11 @@ const withKeyAndStore = <A, E, R>(
 // -----------------------------------------------------------------------------
 // Helpers
 // -----------------------------------------------------------------------------
+
+/** A combinator that keeps every type of the job it refines. */
+type Refine<I> = <A, E, R, Out, Z, Async extends boolean, S>(
+  self: Job<I, A, E, R, Out, Z, Async, S>
+) => Job<I, A, E, R, Out, Z, Async, S>
 
 type InputArgs<I> = [I] extends [void] ? [input?: I] : [input: I]
 type JobInput<J> = J extends Job<infer I, any, any, any, any, any, any, any> ? I : never

@@ -1,0 +1,562 @@
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Context, Deferred, Duration, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { CacheStore, Entry, Job, KeyError, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+import { counting, testLayer } from "./support/kit.js"
+
+const raw = <A>(job: Job.Job<string, A, any, any, any, any, any>, input: string) =>
+  Effect.map(Job.rawGet(job, input), Option.getOrNull)
+const pendingKeys = Effect.map(TestRefreshQueue.pending, (tasks) => tasks.map((task) => task.input))
+
+describe("Job.make and the combinators (SPEC §1)", () => {
+  it("has cacheback's defaults", () => {
+    const job = Job.make({ name: "defaults", fetch: (_: string) => Effect.succeed(1) })
+    expect(job.name).toBe("defaults")
+    expect(Duration.toMillis(job.expiry("x"))).toBe(600_000)
+    expect(Duration.toMillis(job.refreshTimeout("x"))).toBe(60_000)
+    expect(Duration.toMillis(job.cacheTtl("x"))).toBe(30 * 86_400_000)
+    expect(job.fetchOnMiss("x")).toBe(true)
+    expect(job.fetchOnStale).toEqual({ _tag: "Serve" })
+    expect(job.empty("x")).toBeUndefined()
+    expect(job.store).toBe(CacheStore.CacheStore)
+    expect(job.spans).toBe(false)
+  })
+
+  it("every combinator is dual and returns a new record, leaving the original as it was", () => {
+    const job = Job.make({ name: "dual", fetch: (_: string) => Effect.succeed(1) })
+    const piped = job.pipe(Job.withLifetime("20 minutes"))
+    const direct = Job.withLifetime(job, "20 minutes")
+    expect(Duration.toMillis(piped.expiry("x"))).toBe(1_200_000)
+    expect(Duration.toMillis(direct.expiry("x"))).toBe(1_200_000)
+    expect(Duration.toMillis(job.expiry("x"))).toBe(600_000)
+    expect(piped).not.toBe(job)
+    const tagged = job.pipe(Job.withSpans())
+    expect([tagged.spans, Job.withSpans(job).spans, Job.withSpans(job, false).spans, job.spans]).toEqual([true, true, false, false])
+  })
+
+  describe("programmer errors throw when the job is built, naming the combinator and the value", () => {
+    const job = Job.make({ name: "bad", fetch: (_: string) => Effect.succeed(1) })
+    const cases: Array<[string, () => unknown, RegExp]> = [
+      ["an empty name", () => Job.make({ name: "", fetch: () => Effect.void }), /Job\.make: expected a non-empty name, got ""/],
+      ["a blank name", () => Job.make({ name: "  ", fetch: () => Effect.void }), /non-empty name/],
+      ["a negative lifetime", () => Job.withLifetime(job, -5), /Job\.withLifetime: .*got -5/],
+      ["a negative string duration", () => Job.withRefreshTimeout(job, "-5 minutes"), /Job\.withRefreshTimeout: .*got "-5 minutes"/],
+      ["a NaN duration", () => Job.withCacheTtl(job, Number.NaN), /Job\.withCacheTtl: .*got NaN/],
+      ["an infinite duration", () => Job.withLifetime(job, Infinity), /Job\.withLifetime: .*got Infinity \(not finite\)/],
+      ["a string that is no duration", () => Job.withLifetime(job, "5 potatoes" as Duration.DurationInput), /got "5 potatoes" \(not a duration\)/],
+      ["a negative syncAfter", () => Job.withStaleRefresh(job, { syncAfter: -1 }), /Job\.withStaleRefresh syncAfter: .*got -1/],
+      ["zero attempts", () => Job.withQueueOptions(job, { attempts: 0 }), /Job\.withQueueOptions: expected attempts .* got 0/],
+      [
+        "withSyncOnMiss after withProcessResult",
+        () => Job.withSyncOnMiss(Job.withProcessResult(job, (n) => n + 1) as never, false),
+        /Job\.withSyncOnMiss: job "bad" already has withProcessResult/
+      ]
+    ]
+    for (const [name, build, message] of cases) {
+      it(name, () => expect(build).toThrow(message))
+    }
+  })
+
+  it("a per-input duration that turns out negative is a defect naming the combinator", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "perInputBad", fetch: (_: string) => Effect.succeed(1) }).pipe(
+        Job.withExpiry(() => -1)
+      )
+      const defect = yield* Job.get(job, "x").pipe(Effect.catchAllDefect((defect) => Effect.succeed(String(defect))))
+      expect(defect).toMatch(/Job\.withExpiry: the function's result: expected a finite, non-negative duration/)
+    }).pipe(Effect.provide(testLayer), Effect.runPromise))
+
+  it("result types tell the truth", () => {
+    const sync = Job.make({ name: "types", fetch: (_: string) => Effect.succeed(1) })
+    expectTypeOf(Job.get(sync, "x")).toEqualTypeOf<
+      Effect.Effect<number, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+    >()
+    const async = sync.pipe(Job.withSyncOnMiss(false))
+    expectTypeOf(Job.get(async, "x")).toEqualTypeOf<
+      Effect.Effect<number | undefined, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+    >()
+    const emptyAfter = sync.pipe(Job.withSyncOnMiss(false), Job.withEmpty(() => [] as Array<string>))
+    const emptyBefore = sync.pipe(Job.withEmpty(() => [] as Array<string>), Job.withSyncOnMiss(false))
+    expectTypeOf(Job.get(emptyAfter, "x")).toEqualTypeOf(Job.get(emptyBefore, "x"))
+    expectTypeOf<Effect.Effect.Success<ReturnType<typeof Job.get<string, number, never, never, number | Array<string>, Array<string>, true, CacheStore.CacheStore>>>>()
+      .toEqualTypeOf<number | Array<string>>()
+    const emptyOnSync = sync.pipe(Job.withEmpty(() => "none" as const))
+    expectTypeOf<Effect.Effect.Success<ReturnType<typeof Job.get<string, number, never, never, number, "none", false, CacheStore.CacheStore>>>>()
+      .toEqualTypeOf<number>()
+    expectTypeOf(Job.get(emptyOnSync, "x")).toEqualTypeOf(Job.get(sync, "x"))
+    const processed = async.pipe(Job.withProcessResult((value, { status }) => `${value ?? "none"}:${status}`))
+    expectTypeOf(Job.get(processed, "x")).toEqualTypeOf<
+      Effect.Effect<string, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+    >()
+    expectTypeOf(Job.lookup(processed, "x")).toEqualTypeOf<
+      Effect.Effect<Job.Lookup<number | undefined>, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+    >()
+    class Other extends Context.Tag("Other")<Other, CacheStore.Service>() {}
+    expectTypeOf(Job.rawGet(sync.pipe(Job.withStore(Other)), "x")).toEqualTypeOf<
+      Effect.Effect<Option.Option<Entry.Entry<number>>, KeyError | import("effect-cacheback").StoreError, Other>
+    >()
+    // @ts-expect-error a job of strings does not take a number
+    Job.get(sync, 1)
+    expect(() =>
+      // @ts-expect-error withSyncOnMiss must come before withProcessResult
+      processed.pipe(Job.withSyncOnMiss(false))
+    ).toThrow(/withProcessResult/)
+  })
+})
+
+describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
+  it.effect("miss with a synchronous fetch: fetched, stored fresh for the lifetime, nothing queued", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch })
+      yield* TestClock.setTime(1_000)
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "miss", syncFetch: true })
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 1_000, 601_000))
+      expect(yield* pendingKeys).toEqual([])
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("miss with the empty value, then a drained refresh fills it", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(
+        Job.withSyncOnMiss(false),
+        Job.withEmpty(() => "nothing yet")
+      )
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "nothing yet", status: "miss", syncFetch: false })
+      expect(yield* raw(job, "alan")).toEqual(Entry.pending(60_000))
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "nothing yet", status: "miss", syncFetch: false })
+      expect(yield* pendingKeys).toEqual(["alan"])
+      expect(f.calls()).toBe(0)
+      expect(yield* TestRefreshQueue.drain).toBe(1)
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "hit", syncFetch: undefined })
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a pending marker enqueues again once it expires", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "lifecycle", fetch: counting().fetch }).pipe(Job.withSyncOnMiss(false))
+      yield* Job.get(job, "alan")
+      yield* TestRefreshQueue.pending.pipe(Effect.andThen(() => TestRefreshQueue.drain), Effect.asVoid)
+      yield* Job.delete(job, "alan")
+      yield* Job.get(job, "alan")
+      expect(yield* raw(job, "alan")).toEqual(Entry.pending(60_000))
+      yield* TestClock.adjust("61 seconds")
+      expect(yield* Job.get(job, "alan")).toBeUndefined()
+      expect(yield* raw(job, "alan")).toEqual(Entry.pending(121_000))
+      expect(yield* pendingKeys).toEqual(["alan"])
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("hit: the stored value, no fetch, nothing queued", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch })
+      yield* Job.get(job, "alan")
+      yield* TestClock.adjust("10 minutes")
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "hit", syncFetch: undefined })
+      expect(f.calls()).toBe(1)
+      expect(yield* pendingKeys).toEqual([])
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("stale within the sync threshold: the stale value at once, one refresh queued, then the new value", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(
+        Job.withLifetime("600 seconds"),
+        Job.withStaleRefresh({ syncAfter: "900 seconds" })
+      )
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(840_000)
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "stale", syncFetch: false })
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 900_000))
+      expect(yield* pendingKeys).toEqual(["alan"])
+      expect(f.calls()).toBe(1)
+      yield* TestRefreshQueue.drain
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "hit", syncFetch: undefined })
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("stale beyond the sync threshold: fetched while the caller waits", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(
+        Job.withLifetime("600 seconds"),
+        Job.withStaleRefresh({ syncAfter: "900 seconds" })
+      )
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(960_000)
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "stale", syncFetch: true })
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#2", 960_000, 1_560_000))
+      expect(yield* pendingKeys).toEqual([])
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("repeated stale reads within the refresh timeout queue one refresh", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch })
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(600_001)
+      const statuses: Array<string> = []
+      for (let i = 0; i < 10; i++) {
+        statuses.push((yield* Job.lookup(job, "alan")).status)
+        yield* TestClock.adjust("5 seconds")
+      }
+      expect(statuses).toEqual(["stale", ...Array(9).fill("hit")])
+      expect(yield* pendingKeys).toEqual(["alan"])
+      expect(f.calls()).toBe(1)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("stale reads after the refresh timeout queue again (the first refresh never ran)", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "lifecycle", fetch: counting().fetch })
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(600_001)
+      yield* Job.get(job, "alan")
+      yield* TestRefreshQueue.pending
+      yield* TestClock.adjust("61 seconds")
+      expect((yield* Job.lookup(job, "alan")).status).toBe("stale")
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 721_001))
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("invalidate on a miss does nothing", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch })
+      yield* Job.invalidate(job, "alan")
+      expect(yield* raw(job, "alan")).toBeNull()
+      expect(yield* pendingKeys).toEqual([])
+      expect(f.calls()).toBe(0)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("invalidate on a hit keeps the value until now + refresh timeout and queues one refresh", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(Job.withRefreshTimeout("30 seconds"))
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(5_000)
+      yield* Job.invalidate(job, "alan")
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 35_000))
+      expect(yield* pendingKeys).toEqual(["alan"])
+      yield* Job.invalidate(job, "alan")
+      expect(yield* pendingKeys).toEqual(["alan"])
+      yield* TestRefreshQueue.drain
+      expect(yield* Job.get(job, "alan")).toBe("alan#2")
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("delete removes the entry: the next read is a miss", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch })
+      yield* Job.get(job, "alan")
+      yield* Job.delete(job, "alan")
+      expect(yield* raw(job, "alan")).toBeNull()
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "miss", syncFetch: true })
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("set stores a value with the normal expiry; reads are hits", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(Job.withLifetime("2 minutes"))
+      yield* TestClock.setTime(7_000)
+      yield* Job.set(job, "alan", "given")
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("given", 7_000, 127_000))
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "given", status: "hit", syncFetch: undefined })
+      expect(f.calls()).toBe(0)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("rawGet never triggers a refresh, even on a stale entry", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "lifecycle", fetch: f.fetch })
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(3_600_000)
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 600_000))
+      expect(yield* pendingKeys).toEqual([])
+      expect(f.calls()).toBe(1)
+    }).pipe(Effect.provide(testLayer)))
+})
+
+describe("the other combinators", () => {
+  it.effect("withKey: the key is name: and the function's result; two jobs never share an entry", () =>
+    Effect.gen(function*() {
+      const a = Job.make({ name: "a", fetch: (user: { id: number; name: string }) => Effect.succeed(`a:${user.name}`) })
+        .pipe(Job.withKey((user) => String(user.id)))
+      const b = Job.make({ name: "b", fetch: (user: { id: number; name: string }) => Effect.succeed(`b:${user.name}`) })
+        .pipe(Job.withKey((user) => String(user.id)))
+      expect(a.key({ id: 7, name: "x" })).toEqual(expect.objectContaining({ right: "a:7" }))
+      yield* Job.get(a, { id: 7, name: "alan" })
+      expect(yield* Job.get(a, { id: 7, name: "renamed" })).toBe("a:alan")
+      expect(yield* Job.get(b, { id: 7, name: "alan" })).toBe("b:alan")
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withKey keys inputs that have no canonical encoding", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "fn", fetch: (f: () => number) => Effect.sync(f) })
+      expect((yield* Effect.flip(Job.get(job, () => 1)))._tag).toBe("KeyError")
+      expect(yield* Job.get(job.pipe(Job.withKey(() => "one")), () => 1)).toBe(1)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withExpiry: a lifetime per input", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "expiry", fetch: counting().fetch }).pipe(
+        Job.withExpiry((input: string) => input === "short" ? "1 minute" : "1 hour")
+      )
+      yield* Job.get(job, "short")
+      yield* Job.get(job, "long")
+      expect((yield* raw(job, "short"))!.expiresAt).toBe(60_000)
+      expect((yield* raw(job, "long"))!.expiresAt).toBe(3_600_000)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withRefreshTimeout as a function of the input", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "timeout", fetch: counting().fetch }).pipe(
+        Job.withSyncOnMiss(false),
+        Job.withRefreshTimeout((input: string) => input.length * 1_000)
+      )
+      yield* Job.get(job, "abc")
+      expect(yield* raw(job, "abc")).toEqual(Entry.pending(3_000))
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withCacheTtl: after it the backend forgets the entry, even a fresh one: a real miss", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "ttl", fetch: f.fetch }).pipe(Job.withLifetime("1 hour"), Job.withCacheTtl("5 minutes"))
+      yield* Job.get(job, "alan")
+      yield* TestClock.adjust("4 minutes")
+      expect((yield* Job.lookup(job, "alan")).status).toBe("hit")
+      yield* TestClock.adjust("2 minutes")
+      expect(yield* raw(job, "alan")).toBeNull()
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "miss", syncFetch: true })
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withSyncOnMiss(predicate): asked per input", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "predicate", fetch: counting().fetch }).pipe(
+        Job.withSyncOnMiss((input: string) => input.startsWith("vip"))
+      )
+      expect((yield* Job.lookup(job, "vip-1")).syncFetch).toBe(true)
+      expect(yield* Job.lookup(job, "guest")).toEqual({ value: undefined, status: "miss", syncFetch: false })
+      const back = job.pipe(Job.withSyncOnMiss(true))
+      expect((yield* Job.lookup(back, "guest-2")).syncFetch).toBe(true)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withEmpty is told the input", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "empty", fetch: counting().fetch }).pipe(
+        Job.withSyncOnMiss(false),
+        Job.withEmpty((input: string) => `no ${input} yet`)
+      )
+      expect(yield* Job.get(job, "alan")).toBe("no alan yet")
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withStaleRefresh(predicate): fetches a stale value when the predicate says so", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "stalePredicate", fetch: counting().fetch }).pipe(
+        Job.withStaleRefresh(({ staleFor }, input: string) => input === "strict" || staleFor > 60_000)
+      )
+      yield* Job.get(job, "strict")
+      yield* Job.get(job, "lax")
+      yield* TestClock.setTime(600_001)
+      expect(yield* Job.lookup(job, "strict")).toEqual({ value: "strict#3", status: "stale", syncFetch: true })
+      expect(yield* Job.lookup(job, "lax")).toEqual({ value: "lax#2", status: "stale", syncFetch: false })
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withProcessResult: told input, status and syncFetch; applied twice, composed", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "processed", fetch: counting().fetch }).pipe(
+        Job.withProcessResult((value, context) => ({ value, ...context })),
+        Job.withProcessResult((result) => `${result.value}/${result.status}/${result.syncFetch}/${result.input}`)
+      )
+      expect(yield* Job.get(job, "alan")).toBe("alan#1/miss/true/alan")
+      expect(yield* Job.get(job, "alan")).toBe("alan#1/hit/undefined/alan")
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withSchema: an input schema keys class instances by their encoding", () =>
+    Effect.gen(function*() {
+      class UserId extends Schema.Class<UserId>("UserId")({ id: Schema.Number }) {}
+      const f = counting()
+      const job = Job.make({ name: "schema", fetch: (user: UserId) => f.fetch(String(user.id)) }).pipe(
+        Job.withSchema({ input: UserId, value: Schema.String })
+      )
+      expect(yield* Job.get(job, new UserId({ id: 1 }))).toBe("1#1")
+      expect(yield* Job.get(job, new UserId({ id: 1 }))).toBe("1#1")
+      expect(f.calls()).toBe(1)
+      expect(job.valueSchema).toBe(Schema.String)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withStore: reads and writes another CacheStore service", () =>
+    Effect.gen(function*() {
+      class Sessions extends Context.Tag("Sessions")<Sessions, CacheStore.Service>() {}
+      const job = Job.make({ name: "sessions", fetch: counting().fetch }).pipe(Job.withStore(Sessions))
+      const sessions = yield* CacheStore.makeMemory({ capacity: 10 })
+      yield* Job.get(job, "alan").pipe(Effect.provideService(Sessions, sessions))
+      expect(Option.isSome(yield* sessions.get(Option.getOrThrow(Option.getRight(job.key("alan"))), undefined))).toBe(true)
+      const main = yield* CacheStore.CacheStore
+      expect(Option.isNone(yield* main.get(Option.getOrThrow(Option.getRight(job.key("alan"))), undefined))).toBe(true)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("withQueueOptions: attempts and backoff drive the retries of a background refresh", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const job = Job.make({
+        name: "retries",
+        fetch: (_: string) => Effect.suspend(() => ++calls === 1 ? Effect.succeed(0) : Effect.fail("down"))
+      }).pipe(Job.withQueueOptions({ attempts: 3, backoff: { type: "fixed", delay: "10 seconds" } }))
+      yield* Job.get(job, "x")
+      yield* TestClock.setTime(600_001)
+      yield* Job.get(job, "x")
+      const drained = yield* Effect.fork(TestRefreshQueue.drain)
+      yield* TestClock.adjust("10 seconds")
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(drained)
+      expect(calls).toBe(4)
+      expect(job.queueOptions).toEqual({ attempts: 3, backoff: { type: "fixed", delay: 10_000 }, queue: undefined, priority: undefined })
+    }).pipe(Effect.provide(testLayer)))
+})
+
+describe("the operations (SPEC §2)", () => {
+  it.effect("refresh fetches now, even on a hit, and stores", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "ops", fetch: counting().fetch })
+      yield* Job.get(job, "alan")
+      expect(yield* Job.refresh(job, "alan")).toBe("alan#2")
+      expect(yield* Job.get(job, "alan")).toBe("alan#2")
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("asyncRefresh enqueues; the refresh stores when it runs", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "ops", fetch: f.fetch })
+      yield* Job.asyncRefresh(job, "alan")
+      expect(f.calls()).toBe(0)
+      expect(yield* pendingKeys).toEqual(["alan"])
+      yield* TestRefreshQueue.drain
+      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 600_000))
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a void job is read without an input and keyed by its name", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const job = Job.make({ name: "config", fetch: () => Effect.sync(() => ++calls) })
+      expect(yield* Job.get(job)).toBe(1)
+      expect(yield* Job.get(job)).toBe(1)
+      const store = yield* CacheStore.CacheStore
+      expect(Option.isSome(yield* store.get("config", undefined))).toBe(true)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("getMany: values in order, one store read for all, misses fetched", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "many", fetch: f.fetch })
+      yield* Job.get(job, "b")
+      expect(yield* Job.getMany(job, ["a", "b", "c", "a"])).toEqual(["a#2", "b#1", "c#3", "a#2"])
+      expect(f.calls()).toBe(3)
+      expect(yield* Job.getMany(job, [])).toEqual([])
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("getMany fails with KeyError before reading anything when one input cannot be keyed", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "many", fetch: f.fetch as (input: unknown) => Effect.Effect<string> })
+      const error = yield* Effect.flip(Job.getMany(job, ["a", Symbol("b")]))
+      expect(error).toMatchObject({ _tag: "KeyError", path: "$" })
+      expect(f.calls()).toBe(0)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a fetch error of a synchronous fetch is the caller's, and is never cached", () =>
+    Effect.gen(function*() {
+      let fail = true
+      const job = Job.make({
+        name: "fails",
+        fetch: (_: string) => Effect.suspend(() => fail ? Effect.fail({ _tag: "HttpError" as const }) : Effect.succeed(1))
+      })
+      expect(yield* Effect.flip(Job.get(job, "x"))).toEqual({ _tag: "HttpError" })
+      expect(yield* raw(job, "x")).toBeNull()
+      fail = false
+      expect(yield* Job.get(job, "x")).toBe(1)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("Job.cached is the decorator: a function with get's behaviour and its .job", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const tweets = Job.cached("tweets", f.fetch, { lifetime: "1 minute" })
+      expect(yield* tweets("alan")).toBe("alan#1")
+      expect(yield* tweets("alan")).toBe("alan#1")
+      expect(Duration.toMillis(tweets.job.expiry("alan"))).toBe(60_000)
+      const lazy = Job.cached("lazyTweets", f.fetch, { syncOnMiss: false })
+      expectTypeOf(lazy).returns.toEqualTypeOf<
+        Effect.Effect<string | undefined, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+      >()
+      expect(yield* lazy("bob")).toBeUndefined()
+      const fromJob = Job.cached(tweets.job)
+      expect(yield* fromJob("alan")).toBe("alan#1")
+    }).pipe(Effect.provide(testLayer)))
+})
+
+describe("single flight (SPEC §3)", () => {
+  it.effect("concurrent synchronous fetches of one key share one fetch", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const job = Job.make({
+        name: "flight",
+        fetch: (input: string) => Effect.zipRight(Effect.sleep("1 second"), Effect.sync(() => `${input}#${++calls}`))
+      })
+      const readers = yield* Effect.fork(Effect.all(Array.from({ length: 1_000 }, () => Job.get(job, "k")), {
+        concurrency: "unbounded"
+      }))
+      yield* TestClock.adjust("1 second")
+      const values = yield* Fiber.join(readers)
+      expect(calls).toBe(1)
+      expect(new Set(values)).toEqual(new Set(["k#1"]))
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a caller that gives up leaves the shared fetch to finish and store", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const job = Job.make({
+        name: "flightInterrupted",
+        fetch: (_: string) => Effect.zipRight(Deferred.succeed(started, undefined), Effect.as(Effect.sleep("1 second"), "v"))
+      })
+      const first = yield* Effect.fork(Job.get(job, "k"))
+      yield* Deferred.await(started)
+      const second = yield* Effect.fork(Job.get(job, "k"))
+      yield* Fiber.interrupt(first)
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(second)).toBe("v")
+      expect(yield* raw(job, "k")).toMatchObject({ value: "v" })
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("two stores never share a flight", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const job = Job.make({
+        name: "flightStores",
+        fetch: (_: string) => Effect.zipRight(Effect.sleep("1 second"), Effect.sync(() => ++calls))
+      })
+      const one = yield* CacheStore.makeMemory({ capacity: 10 })
+      const two = yield* CacheStore.makeMemory({ capacity: 10 })
+      const both = yield* Effect.fork(Effect.all([
+        Job.get(job, "k").pipe(Effect.provideService(CacheStore.CacheStore, one)),
+        Job.get(job, "k").pipe(Effect.provideService(CacheStore.CacheStore, two))
+      ], { concurrency: "unbounded" }))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(both)
+      expect(calls).toBe(2)
+    }).pipe(Effect.provide(testLayer)))
+})
+
+describe("the memory queue behind Job.get", () => {
+  it.scoped("a stale read answers at once while the refresh runs in a background fiber", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const job = Job.make({
+        name: "background",
+        fetch: (_: string) => Effect.zipRight(Effect.sleep("1 second"), Effect.sync(() => ++calls))
+      })
+      const get = Effect.fork(Job.get(job, "k"))
+      const first = yield* get
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(first)).toBe(1)
+      yield* TestClock.setTime(700_000)
+      expect(yield* Job.lookup(job, "k")).toEqual({ value: 1, status: "stale", syncFetch: false })
+      yield* TestClock.adjust("1 second")
+      yield* Effect.yieldNow()
+      expect(yield* Job.lookup(job, "k")).toEqual({ value: 2, status: "hit", syncFetch: undefined })
+    }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerMemory({ concurrency: 2 })))))
+})
