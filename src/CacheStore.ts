@@ -12,11 +12,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import type * as Entry from "./Entry.js"
 import { CodecError, StoreError } from "./Errors.js"
 import * as Codec from "./internal/codec.js"
+import { decodeErrorsFor } from "./internal/metrics.js"
 
 /**
  * The shape of a cache backend. `schema` is the job's value schema (or `undefined`): a
@@ -52,6 +54,15 @@ export interface Service {
    */
   readonly unsafeGet?: (key: string, now: number) => Option.Option<Entry.Entry<unknown>>
 }
+
+/**
+ * The counter of entries that did not decode in the named store (`"keyValueStore"`,
+ * `"redis"`) and counted as misses: `cacheback_decode_errors` tagged `store=<name>`.
+ *
+ * @since 0.1.0
+ * @category observability
+ */
+export const decodeErrors = (store: string): Metric.Metric.Counter<number> => decodeErrorsFor(store)
 
 /**
  * The default cache store of every job (`Job.withStore` picks another tag).

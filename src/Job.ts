@@ -373,22 +373,26 @@ export const withProcessResult: {
 /**
  * Codecs for entries and tasks that leave the process: `value` for the Redis and key-value
  * stores, `input` for BullMQ tasks. An input schema also keys inputs that are not plain
- * data (class instances) by their encoded form.
+ * data (class instances) by their encoded form. A schema must accept every value of the
+ * job's type; its type may be wider (readonly arrays for mutable ones).
  *
  * @since 0.1.0
  * @category combinators
  */
 export const withSchema: {
-  <IS extends Schema.Schema<any, any, never> = never, VS extends Schema.Schema<any, any, never> = never>(schemas: {
-    readonly input?: IS
-    readonly value?: VS
-  }): <J extends Job<[IS] extends [never] ? any : Schema.Schema.Type<IS>, [VS] extends [never] ? any : Schema.Schema.Type<VS>, any, any, any, any, any, any>>(
-    self: J
-  ) => J
-  <J extends Job.Any>(self: J, schemas: {
-    readonly input?: Schema.Schema<JobInput<J>, any, never>
-    readonly value?: Schema.Schema<JobValue<J>, any, never>
-  }): J
+  <I2 = never, V = never>(schemas: {
+    readonly input?: Schema.Schema<I2, any, never>
+    readonly value?: Schema.Schema<V, any, never>
+  }): <I extends Encodable<I2>, A extends Encodable<V>, E, R, Out, Z, Async extends boolean, S>(
+    self: Job<I, A, E, R, Out, Z, Async, S>
+  ) => Job<I, A, E, R, Out, Z, Async, S>
+  <I extends Encodable<I2>, A extends Encodable<V>, E, R, Out, Z, Async extends boolean, S, I2 = never, V = never>(
+    self: Job<I, A, E, R, Out, Z, Async, S>,
+    schemas: {
+      readonly input?: Schema.Schema<I2, any, never>
+      readonly value?: Schema.Schema<V, any, never>
+    }
+  ): Job<I, A, E, R, Out, Z, Async, S>
 } = dual(
   2,
   (self: Job.Any, schemas: {
@@ -1029,6 +1033,12 @@ const withKeyAndStore = <A, E, R>(
 // Helpers
 // -----------------------------------------------------------------------------
 
+/**
+ * What a schema of type `T` can encode: values assignable to `T` (a job whose fetch returns
+ * `string[]` takes a schema of `ReadonlyArray<string>`); anything when no schema is given.
+ */
+type Encodable<T> = [T] extends [never] ? unknown : T
+
 /** A combinator that keeps every type of the job it refines. */
 type Refine<I> = <A, E, R, Out, Z, Async extends boolean, S>(
   self: Job<I, A, E, R, Out, Z, Async, S>
@@ -1036,7 +1046,6 @@ type Refine<I> = <A, E, R, Out, Z, Async extends boolean, S>(
 
 type InputArgs<I> = [I] extends [void] ? [input?: I] : [input: I]
 type JobInput<J> = J extends Job<infer I, any, any, any, any, any, any, any> ? I : never
-type JobValue<J> = J extends Job<any, infer A, any, any, any, any, any, any> ? A : never
 
 const durationOrFunction = (
   where: string,

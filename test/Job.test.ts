@@ -96,6 +96,13 @@ describe("Job.make and the combinators (SPEC §1)", () => {
     >()
     // @ts-expect-error a job of strings does not take a number
     Job.get(sync, 1)
+    // @ts-expect-error a schema of strings cannot encode the numbers this job fetches
+    sync.pipe(Job.withSchema({ value: Schema.String }))
+    // @ts-expect-error the input schema must accept the job's input
+    sync.pipe(Job.withSchema({ input: Schema.Number }))
+    sync.pipe(Job.withSchema({ input: Schema.String, value: Schema.Number }))
+    const arrays = Job.make({ name: "arrays", fetch: (_: string) => Effect.succeed(["a"]) })
+    arrays.pipe(Job.withSchema({ value: Schema.Array(Schema.String) }))
     expect(() =>
       // @ts-expect-error withSyncOnMiss must come before withProcessResult
       processed.pipe(Job.withSyncOnMiss(false))

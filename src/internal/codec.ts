@@ -1,10 +1,9 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Metric from "effect/Metric"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Entry from "../Entry.js"
-import { decodeErrors } from "./metrics.js"
+import { bump, decodeErrorsFor } from "./metrics.js"
 
 /**
  * Turns entries into JSON values and back, for the stores whose entries leave the process
@@ -112,6 +111,6 @@ export const parse = <A>(codec: EntryCodec<A>, text: string): Either.Either<Entr
  */
 export const reportCorrupt = (store: string, key: string, reason: string): Effect.Effect<void> =>
   Effect.zipRight(
-    Metric.increment(Metric.tagged(decodeErrors, "store", store)),
+    Effect.sync(() => bump(decodeErrorsFor(store))),
     Effect.logWarning(`cacheback: the entry of "${key}" in the ${store} store does not decode and counts as a miss: ${reason}`)
   )

@@ -35,29 +35,36 @@ export const refreshFailures = counter("cacheback_refresh_failures", "refreshes 
 export const storeErrors = counter("cacheback_store_errors", "cache reads or writes that failed and were degraded")
 
 /**
- * Entries that a store could not decode (garbage, an old format, another schema); they
- * count as misses. Tagged by store, not by job: a store does not know the job.
- */
-export const decodeErrors = Metric.counter("cacheback_decode_errors", {
-  description: "entries that did not decode and counted as misses",
-  incremental: true
-})
-
-/**
  * `Metric.tagged` would union the tags on every update and miss the hook cache; a counter
  * made from a tagged key resolves its hook once.
  */
-const tagged = (spec: Counter, job: string): Metric.Metric.Counter<number> =>
+const tagged = (spec: Counter, tag: string, value: string): Metric.Metric.Counter<number> =>
   Metric.fromMetricKey(
-    MetricKey.tagged(MetricKey.counter(spec.name, { description: spec.description, incremental: true }), "job", job)
+    MetricKey.tagged(MetricKey.counter(spec.name, { description: spec.description, incremental: true }), tag, value)
   )
+
+const decodeErrors = counter("cacheback_decode_errors", "entries that did not decode and counted as misses")
+const decodeErrorsByStore = new Map<string, Metric.Metric.Counter<number>>()
+
+/**
+ * Entries that a store could not decode (garbage, an old format, another schema), tagged
+ * `store=<name>`: a store does not know the job.
+ */
+export const decodeErrorsFor = (store: string): Metric.Metric.Counter<number> => {
+  let metric = decodeErrorsByStore.get(store)
+  if (metric === undefined) {
+    metric = tagged(decodeErrors, "store", store)
+    decodeErrorsByStore.set(store, metric)
+  }
+  return metric
+}
 
 const byJob = new Map<string, JobMetrics>()
 
 export const forJob = (job: string): JobMetrics => {
   let metrics = byJob.get(job)
   if (metrics === undefined) {
-    const tag = (spec: Counter) => tagged(spec, job)
+    const tag = (spec: Counter) => tagged(spec, "job", job)
     metrics = {
       hits: tag(hits),
       staleHits: tag(staleHits),

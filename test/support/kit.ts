@@ -1,6 +1,6 @@
 /** Shared pieces of the core suites: counting fetches, layers, and a store that can fail. */
-import { Effect, Layer, Ref } from "effect"
-import { CacheStore, RefreshQueue, StoreError } from "effect-cacheback"
+import { Effect, Layer, Logger, Metric, Ref } from "effect"
+import { CacheStore, EnqueueError, RefreshQueue, StoreError } from "effect-cacheback"
 
 /** A fetch that returns `input#n` for its n-th call and counts its calls. */
 export const counting = () => {
@@ -46,4 +46,21 @@ export const faultyStore = Effect.gen(function*() {
     delete: (key) => guard("delete", key, inner.delete(key))
   }
   return { store, faults, calls }
+})
+
+/** Collects what the program logs, as "LEVEL message" lines. */
+export const captureLogs = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ logLevel, message }) => {
+    lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+/** The current count of one of a job's counters. */
+export const count = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.value(counter), (state) => state.count)
+
+/** A queue whose enqueue always fails, as BullMQ does with Redis down. */
+export const refusingQueue = Layer.succeed(RefreshQueue.RefreshQueue, {
+  enqueue: (task) => Effect.fail(new EnqueueError({ job: task.job, key: task.key, reason: "connection refused" }))
 })

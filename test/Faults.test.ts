@@ -1,0 +1,161 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Option, Ref, TestClock } from "effect"
+import { CacheStore, Entry, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+import { captureLogs, count, counting, faultyStore, refusingQueue } from "./support/kit.js"
+
+// Every test names its job after itself: the counters are per job name and global.
+const withFaultyStore = <A, E, R>(
+  body: (faulty: Effect.Effect.Success<typeof faultyStore>) => Effect.Effect<A, E, R>
+) =>
+  Effect.flatMap(faultyStore, (faulty) =>
+    body(faulty).pipe(Effect.provideService(CacheStore.CacheStore, faulty.store)))
+
+describe("faults degrade, never break reads (SPEC §3)", () => {
+  it.effect("a failing store read counts as a miss: the value is fetched and returned", () => {
+    const logs = captureLogs()
+    return withFaultyStore(({ faults }) =>
+      Effect.gen(function*() {
+        const f = counting()
+        const job = Job.make({ name: "readFails", fetch: f.fetch })
+        yield* Job.get(job, "alan")
+        yield* Ref.set(faults, { failReads: true, failWrites: false })
+        expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "miss", syncFetch: true })
+        expect(yield* count(Job.metrics(job).storeErrors)).toBe(1)
+        expect(logs.lines.some((line) => line.startsWith("WARN") && line.includes("connection refused"))).toBe(true)
+        yield* Ref.set(faults, { failReads: false, failWrites: false })
+        expect((yield* Job.lookup(job, "alan")).status).toBe("hit")
+      })
+    ).pipe(Effect.provide(Layer.merge(RefreshQueue.layerTest, logs.layer)))
+  })
+
+  it.effect("a failing store write is logged and counted; the fetched value is still returned", () => {
+    const logs = captureLogs()
+    return withFaultyStore(({ faults }) =>
+      Effect.gen(function*() {
+        yield* Ref.set(faults, { failReads: false, failWrites: true })
+        const job = Job.make({ name: "writeFails", fetch: counting().fetch })
+        expect(yield* Job.get(job, "alan")).toBe("alan#1")
+        expect(yield* count(Job.metrics(job).storeErrors)).toBe(1)
+        expect(logs.lines.filter((line) => line.includes("cache store set")).length).toBe(1)
+      })
+    ).pipe(Effect.provide(Layer.merge(RefreshQueue.layerTest, logs.layer)))
+  })
+
+  it.effect("a failing read of many counts as misses for all of them", () =>
+    withFaultyStore(({ calls, faults }) =>
+      Effect.gen(function*() {
+        yield* Ref.set(faults, { failReads: true, failWrites: false })
+        const job = Job.make({ name: "manyReadFails", fetch: counting().fetch })
+        expect(yield* Job.getMany(job, ["a", "b"])).toEqual(["a#1", "b#2"])
+        expect(calls.getMany).toBe(1)
+        expect(calls.get).toBe(0)
+      })
+    ).pipe(Effect.provide(RefreshQueue.layerTest)))
+
+  it.effect("explicit store operations report the store's error", () =>
+    withFaultyStore(({ faults }) =>
+      Effect.gen(function*() {
+        yield* Ref.set(faults, { failReads: true, failWrites: true })
+        const job = Job.make({ name: "explicit", fetch: counting().fetch })
+        expect((yield* Effect.flip(Job.set(job, "a", "v")))._tag).toBe("StoreError")
+        expect((yield* Effect.flip(Job.delete(job, "a")))._tag).toBe("StoreError")
+        expect((yield* Effect.flip(Job.rawGet(job, "a")))._tag).toBe("StoreError")
+      })
+    ).pipe(Effect.provide(RefreshQueue.layerTest)))
+
+  it.effect("a failing enqueue on a stale read refreshes synchronously (cacheback)", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "enqueueFailsStale", fetch: f.fetch })
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(600_001)
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "stale", syncFetch: true })
+      expect(yield* Effect.map(Job.rawGet(job, "alan"), Option.getOrNull)).toEqual(Entry.value("alan#2", 600_001, 1_200_001))
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
+
+  it.effect("a failing enqueue on an async miss refreshes synchronously and answers the value", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "enqueueFailsMiss", fetch: counting().fetch }).pipe(Job.withSyncOnMiss(false))
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "miss", syncFetch: true })
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
+
+  it.effect("when the fallback refresh fails too, the read still answers the stale value", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      let healthy = true
+      const job = Job.make({
+        name: "fallbackFails",
+        fetch: (_: string) => Effect.suspend(() => healthy ? Effect.succeed("old") : Effect.fail("upstream down"))
+      })
+      yield* Job.get(job, "alan")
+      healthy = false
+      yield* TestClock.setTime(600_001)
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "old", status: "stale", syncFetch: false })
+      expect(logs.lines.some((line) => line.includes("the synchronous refresh") && line.includes("failed"))).toBe(true)
+    }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), refusingQueue, logs.layer)))
+  })
+
+  it.effect("asyncRefresh with a failing enqueue refreshes synchronously, and fails with that fetch's error", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "asyncRefreshFallback", fetch: f.fetch })
+      yield* Job.asyncRefresh(job, "alan")
+      expect(f.calls()).toBe(1)
+      const failing = Job.make({ name: "asyncRefreshFallbackFails", fetch: (_: string) => Effect.fail("boom" as const) })
+      expect(yield* Effect.flip(Job.asyncRefresh(failing, "alan"))).toBe("boom")
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
+
+  it.effect("a background refresh that fails leaves the stale entry, is logged and counted", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      let healthy = true
+      const job = Job.make({
+        name: "backgroundFails",
+        fetch: (_: string) => Effect.suspend(() => healthy ? Effect.succeed("old") : Effect.fail("upstream down"))
+      }).pipe(Job.withQueueOptions({ attempts: 1 }))
+      yield* Job.get(job, "alan")
+      healthy = false
+      yield* TestClock.setTime(600_001)
+      yield* Job.get(job, "alan")
+      yield* TestRefreshQueue.drain
+      expect(yield* Effect.map(Job.rawGet(job, "alan"), Option.getOrNull)).toEqual(Entry.value("old", 0, 660_001))
+      expect(yield* count(Job.metrics(job).refreshFailures)).toBe(1)
+      expect(yield* count(Job.metrics(job).refreshed)).toBe(0)
+      expect(logs.lines.some((line) => line.includes("the refresh of") && line.includes("failed"))).toBe(true)
+    }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerTest, logs.layer)))
+  })
+
+  it.effect("a background refresh that dies (a defect) is contained the same way", () =>
+    Effect.gen(function*() {
+      let healthy = true
+      const job = Job.make({
+        name: "backgroundDies",
+        fetch: (_: string) => Effect.suspend(() => healthy ? Effect.succeed("old") : Effect.die(new Error("bug")))
+      }).pipe(Job.withQueueOptions({ attempts: 1 }))
+      yield* Job.get(job, "alan")
+      healthy = false
+      yield* TestClock.setTime(600_001)
+      yield* Job.get(job, "alan")
+      expect(yield* TestRefreshQueue.drain).toBe(1)
+      expect(yield* count(Job.metrics(job).refreshFailures)).toBe(1)
+      expect(yield* Job.get(job, "alan")).toBe("old")
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerTest))))
+
+  it.scoped("on the memory queue, a failing background refresh neither crashes nor blocks the next one", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const job = Job.make({
+        name: "memoryQueueFails",
+        fetch: (_: string) => Effect.suspend(() => ++calls === 2 ? Effect.fail("flaky") : Effect.succeed(calls))
+      }).pipe(Job.withQueueOptions({ attempts: 1 }))
+      yield* Job.get(job, "k")
+      yield* TestClock.setTime(600_001)
+      expect(yield* Job.get(job, "k")).toBe(1)
+      yield* Effect.yieldNow()
+      expect(calls).toBe(2)
+      yield* TestClock.setTime(700_000)
+      expect(yield* Job.get(job, "k")).toBe(1)
+      yield* Effect.yieldNow()
+      expect(yield* Job.get(job, "k")).toBe(3)
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerMemory({ concurrency: 1 })))))
+})
