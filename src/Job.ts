@@ -279,6 +279,9 @@ export const withSyncOnMiss: {
   <I>(sync: false | ((input: I) => boolean)): <A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>
   ) => Job<I, A, E, R, A | Z, Z, true, S>
+  <I>(sync: boolean): <A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
+    self: Job<I, A, E, R, Out, Z, Async, S>
+  ) => Job<I, A, E, R, A | Z, Z, boolean, S>
   <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>,
     sync: true
@@ -287,6 +290,10 @@ export const withSyncOnMiss: {
     self: Job<I, A, E, R, Out, Z, Async, S>,
     sync: false | ((input: NoInfer<I>) => boolean)
   ): Job<I, A, E, R, A | Z, Z, true, S>
+  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
+    self: Job<I, A, E, R, Out, Z, Async, S>,
+    sync: boolean
+  ): Job<I, A, E, R, A | Z, Z, boolean, S>
 } = dual(2, (self: Job.Any, sync: boolean | ((input: unknown) => boolean)) => {
   assertUnprocessed("Job.withSyncOnMiss", self)
   if (typeof sync !== "boolean") assertFunction("Job.withSyncOnMiss", sync)

@@ -1,0 +1,193 @@
+/**
+ * Model-based test: random sequences of get / set / invalidate / delete / clock advance /
+ * drain run against the library and against a small reference model of SPEC §3, written
+ * here from the spec's words and sharing no code with `Policy`. Values, statuses, entries
+ * and the number of fetches must agree after every step.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, FastCheck as fc, Layer, Option, TestClock } from "effect"
+import { CacheStore, Entry, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+
+interface Config {
+  readonly syncOnMiss: boolean
+  readonly lifetime: number
+  readonly refreshTimeout: number
+  readonly syncAfter: number | undefined
+  readonly cacheTtl: number
+}
+
+type Op =
+  | { readonly op: "get"; readonly key: string }
+  | { readonly op: "set"; readonly key: string; readonly value: string }
+  | { readonly op: "invalidate"; readonly key: string }
+  | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "advance"; readonly by: number | "lifetime" | "refreshTimeout" | "syncAfter" | "cacheTtl" }
+  | { readonly op: "drain" }
+
+const EMPTY = "(empty)"
+
+/** The reference: SPEC §3 read literally, over a map of entries with backend deadlines. */
+class Model {
+  now = 0
+  fetches = 0
+  readonly versions = new Map<string, number>()
+  readonly entries = new Map<string, { entry: Entry.Entry<string>; deadline: number }>()
+  queue: Array<string> = []
+  constructor(readonly config: Config) {}
+
+  fetch(key: string) {
+    this.fetches++
+    const version = (this.versions.get(key) ?? 0) + 1
+    this.versions.set(key, version)
+    return `${key}#${version}`
+  }
+  store(key: string, entry: Entry.Entry<string>) {
+    this.entries.set(key, { entry, deadline: this.now + this.config.cacheTtl })
+  }
+  read(key: string): Entry.Entry<string> | undefined {
+    const slot = this.entries.get(key)
+    if (slot === undefined || this.now >= slot.deadline) return undefined
+    return slot.entry
+  }
+  fetchAndStore(key: string) {
+    const value = this.fetch(key)
+    this.store(key, Entry.value(value, this.now, this.now + this.config.lifetime))
+    return value
+  }
+  enqueue(key: string) {
+    if (!this.queue.includes(key)) this.queue.push(key)
+  }
+
+  get(key: string): { value: string; status: string } {
+    const { refreshTimeout, syncAfter, syncOnMiss } = this.config
+    const entry = this.read(key)
+    if (entry === undefined || entry._tag === "Pending") {
+      if (syncOnMiss) return { value: this.fetchAndStore(key), status: "miss" }
+      if (entry !== undefined && this.now <= entry.expiresAt) return { value: EMPTY, status: "miss" }
+      this.store(key, Entry.pending(this.now + refreshTimeout))
+      this.enqueue(key)
+      return { value: EMPTY, status: "miss" }
+    }
+    if (syncAfter !== undefined && this.now - entry.fetchedAt > syncAfter) {
+      return { value: this.fetchAndStore(key), status: "stale" }
+    }
+    if (this.now <= entry.expiresAt) return { value: entry.value, status: "hit" }
+    this.store(key, Entry.value(entry.value, entry.fetchedAt, this.now + refreshTimeout))
+    this.enqueue(key)
+    return { value: entry.value, status: "stale" }
+  }
+  set(key: string, value: string) {
+    this.store(key, Entry.value(value, this.now, this.now + this.config.lifetime))
+  }
+  invalidate(key: string) {
+    const entry = this.read(key)
+    if (entry === undefined) return
+    const expiresAt = this.now + this.config.refreshTimeout
+    this.store(key, entry._tag === "Value" ? Entry.value(entry.value, entry.fetchedAt, expiresAt) : Entry.pending(expiresAt))
+    this.enqueue(key)
+  }
+  delete(key: string) {
+    this.entries.delete(key)
+  }
+  drain() {
+    while (this.queue.length > 0) {
+      const batch = this.queue
+      this.queue = []
+      for (const key of batch) this.fetchAndStore(key)
+    }
+  }
+}
+
+const seconds = (min: number, max: number) => fc.integer({ min, max }).map((s) => s * 1_000)
+const config: fc.Arbitrary<Config> = fc
+  .record({
+    syncOnMiss: fc.boolean(),
+    lifetime: seconds(1, 100),
+    refreshTimeout: seconds(1, 50),
+    syncAfter: fc.option(seconds(0, 200), { nil: undefined }),
+    cacheTtl: seconds(1, 1_000)
+  })
+const key = fc.constantFrom("a", "b")
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: key.map((key) => ({ op: "get", key }) as const) },
+  { weight: 1, arbitrary: fc.tuple(key, fc.constantFrom("x", "y")).map(([key, value]) => ({ op: "set", key, value }) as const) },
+  { weight: 1, arbitrary: key.map((key) => ({ op: "invalidate", key }) as const) },
+  { weight: 1, arbitrary: key.map((key) => ({ op: "delete", key }) as const) },
+  { weight: 1, arbitrary: seconds(0, 150).map((by) => ({ op: "advance", by }) as const) },
+  // Steps of the job's own durations land exactly on expiries and deadlines; 1 ms steps past them.
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom("lifetime" as const, "refreshTimeout" as const, "syncAfter" as const, "cacheTtl" as const, 1).map((by) =>
+      ({ op: "advance", by }) as const
+    )
+  },
+  { weight: 2, arbitrary: fc.constant({ op: "drain" } as const) }
+)
+
+describe("Job against a reference model of SPEC §3", () => {
+  it.effect.prop(
+    "values, statuses, entries and fetch counts agree after every step",
+    { config, ops: fc.array(op, { minLength: 1, maxLength: 30 }) },
+    ({ config, ops }) =>
+      Effect.gen(function*() {
+        const model = new Model(config)
+        let fetches = 0
+        const versions = new Map<string, number>()
+        let job = Job.make({
+          name: "model",
+          fetch: (key: string) =>
+            Effect.sync(() => {
+              fetches++
+              const version = (versions.get(key) ?? 0) + 1
+              versions.set(key, version)
+              return `${key}#${version}`
+            })
+        }).pipe(
+          Job.withSyncOnMiss(config.syncOnMiss),
+          Job.withEmpty(() => EMPTY),
+          Job.withLifetime(config.lifetime),
+          Job.withRefreshTimeout(config.refreshTimeout),
+          Job.withCacheTtl(config.cacheTtl)
+        )
+        if (config.syncAfter !== undefined) job = job.pipe(Job.withStaleRefresh({ syncAfter: config.syncAfter }))
+
+        for (const [step, action] of ops.entries()) {
+          const where = `step ${step}: ${JSON.stringify(action)} at ${model.now} ms`
+          switch (action.op) {
+            case "get": {
+              const { status, value } = yield* Job.lookup(job, action.key)
+              expect({ value, status }, where).toEqual(model.get(action.key))
+              break
+            }
+            case "set":
+              yield* Job.set(job, action.key, action.value)
+              model.set(action.key, action.value)
+              break
+            case "invalidate":
+              yield* Job.invalidate(job, action.key)
+              model.invalidate(action.key)
+              break
+            case "delete":
+              yield* Job.delete(job, action.key)
+              model.delete(action.key)
+              break
+            case "advance": {
+              const millis = typeof action.by === "number" ? action.by : config[action.by] ?? 0
+              yield* TestClock.adjust(millis)
+              model.now += millis
+              break
+            }
+            case "drain":
+              yield* TestRefreshQueue.drain
+              model.drain()
+              break
+          }
+          expect(fetches, where).toBe(model.fetches)
+          for (const k of ["a", "b"]) {
+            expect(Option.getOrUndefined(yield* Job.rawGet(job, k)), `${where}, entry of ${k}`).toEqual(model.read(k))
+          }
+        }
+      }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), RefreshQueue.layerTest))),
+    { fastCheck: { numRuns: 500 } }
+  )
+})

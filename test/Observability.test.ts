@@ -1,0 +1,108 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, TestClock, Tracer } from "effect"
+import { CacheStore, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+import { count, counting } from "./support/kit.js"
+
+const layer = Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), RefreshQueue.layerTest)
+
+/** Runs `effect` under a tracer that records the spans it starts (name and attributes). */
+const recordingSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Effect.tracer, (native) => {
+    const spans: Array<{ name: string; attributes: Record<string, unknown> }> = []
+    const tracer = Tracer.make({
+      span: (name, ...rest) => {
+        const span = native.span(name, ...rest)
+        spans.push({ name, get attributes() { return Object.fromEntries(span.attributes) } })
+        return span
+      },
+      context: (f) => f()
+    })
+    return Effect.map(Effect.withTracer(effect, tracer), () => spans)
+  })
+
+describe("metrics (SPEC §3): always on, per job", () => {
+  it.effect("count hits, stale hits, misses, sync fetches, enqueued, deduplicated and refreshed", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "metricsJob", fetch: counting().fetch })
+      const m = Job.metrics(job)
+      yield* Job.get(job, "a") // miss, sync fetch
+      yield* Job.get(job, "a") // hit
+      yield* TestClock.setTime(600_001)
+      yield* Job.get(job, "a") // stale, enqueued
+      yield* Job.asyncRefresh(job, "a") // deduplicated: one waits already
+      yield* TestRefreshQueue.drain // refreshed
+      const counts = yield* Effect.all({
+        hits: count(m.hits),
+        staleHits: count(m.staleHits),
+        misses: count(m.misses),
+        syncFetches: count(m.syncFetches),
+        enqueued: count(m.enqueued),
+        deduplicated: count(m.deduplicated),
+        refreshed: count(m.refreshed),
+        refreshFailures: count(m.refreshFailures)
+      })
+      expect(counts).toEqual({
+        hits: 1,
+        staleHits: 1,
+        misses: 1,
+        syncFetches: 1,
+        enqueued: 1,
+        deduplicated: 1,
+        refreshed: 1,
+        refreshFailures: 0
+      })
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("two jobs have their own counters", () =>
+    Effect.gen(function*() {
+      const one = Job.make({ name: "metricsOne", fetch: counting().fetch })
+      const two = Job.make({ name: "metricsTwo", fetch: counting().fetch })
+      yield* Job.get(one, "a")
+      yield* Job.get(one, "a")
+      expect(yield* count(Job.metrics(one).hits)).toBe(1)
+      expect(yield* count(Job.metrics(two).hits)).toBe(0)
+    }).pipe(Effect.provide(layer)))
+})
+
+describe("spans (SPEC §3): opt-in on reads, always on fetches and refreshes", () => {
+  it.effect("a hit starts no span by default", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "spansOff", fetch: counting().fetch })
+      yield* Job.get(job, "a")
+      const spans = yield* recordingSpans(Job.get(job, "a"))
+      expect(spans).toEqual([])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("a fetch and a background refresh carry spans even when reads do not", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "spansSlowPaths", fetch: counting().fetch })
+      const onMiss = yield* recordingSpans(Job.get(job, "a"))
+      expect(onMiss.map((span) => span.name)).toEqual(["cacheback.fetch"])
+      expect(onMiss[0]!.attributes).toMatchObject({ "cacheback.job": "spansSlowPaths" })
+      yield* TestClock.setTime(600_001)
+      yield* Job.get(job, "a")
+      const onRefresh = yield* recordingSpans(TestRefreshQueue.drain)
+      expect(onRefresh.map((span) => span.name)).toEqual(["cacheback.refresh", "cacheback.fetch"])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("withSpans: a cacheback.get span per read with job, key and status", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "spansOn", fetch: counting().fetch }).pipe(Job.withSpans())
+      yield* Job.get(job, "a")
+      const spans = yield* recordingSpans(Job.get(job, "a"))
+      expect(spans.map((span) => span.name)).toEqual(["cacheback.get"])
+      expect(spans[0]!.attributes).toEqual({
+        "cacheback.job": "spansOn",
+        "cacheback.key": job.key("a").pipe((key) => key._tag === "Right" ? key.right : ""),
+        "cacheback.status": "hit"
+      })
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("layerSpans turns them on for every job", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "spansLayer", fetch: counting().fetch })
+      const spans = yield* recordingSpans(Job.get(job, "a"))
+      expect(spans.map((span) => span.name)).toEqual(["cacheback.get", "cacheback.fetch"])
+      expect(spans[0]!.attributes["cacheback.status"]).toBe("miss")
+    }).pipe(Effect.provide(Layer.merge(layer, Job.layerSpans()))))
+})
