@@ -1,0 +1,51 @@
+/**
+ * How to property-test your own job's caching policy: once on the pure decision (the job is
+ * the rule set `Policy.decide` reads), once end to end under TestClock with the test queue.
+ *
+ *   npx vitest run examples/policy.test.ts
+ */
+import { expect, it } from "@effect/vitest"
+import { Clock, Effect, FastCheck as fc, Layer, Option, TestClock } from "effect"
+import { CacheStore, Entry, Job, Policy, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+
+// The job under test: tweets fresh for 20 minutes, never served older than 30.
+const userTweets = Job.make({
+  name: "userTweets",
+  fetch: (username: string) => Effect.map(Clock.currentTimeMillis, (at) => ({ username, fetchedAt: at }))
+}).pipe(
+  Job.withLifetime("20 minutes"),
+  Job.withRefreshTimeout("1 minute"),
+  Job.withStaleRefresh({ syncAfter: "30 minutes" })
+)
+const minutes = (n: number) => n * 60_000
+
+it.prop(
+  "decide: whatever the cache holds, a served value is at most 30 minutes old",
+  { fetchedAt: fc.nat(minutes(120)), lifetime: fc.nat(minutes(60)), readAt: fc.nat(minutes(240)) },
+  ({ fetchedAt, lifetime, readAt }) => {
+    const entry = Option.some(Entry.value("tweets", fetchedAt, fetchedAt + lifetime))
+    const decision = Policy.decide(entry, readAt, userTweets, "alan")
+    if (decision._tag === "Hit" || decision._tag === "ServeStale") {
+      expect(readAt - fetchedAt).toBeLessThanOrEqual(minutes(30))
+    }
+  }
+)
+
+it.effect.prop(
+  "end to end: readers never wait twice in a row, and never see tweets older than 30 minutes",
+  { gaps: fc.array(fc.nat(minutes(45)), { minLength: 1, maxLength: 30 }), drains: fc.array(fc.boolean()) },
+  ({ drains, gaps }) =>
+    Effect.gen(function*() {
+      let waitedLast = false
+      for (const [i, gap] of gaps.entries()) {
+        yield* TestClock.adjust(gap)
+        if (drains[i]) yield* TestRefreshQueue.drain // the worker got to it, or not
+        const now = yield* Clock.currentTimeMillis
+        const { syncFetch, value } = yield* Job.lookup(userTweets, "alan")
+        expect(now - value.fetchedAt).toBeLessThanOrEqual(minutes(30))
+        // A synchronous fetch stores a fresh value: the next read within 20 minutes is a hit.
+        if (waitedLast && gap < minutes(20)) expect(syncFetch).not.toBe(true)
+        waitedLast = syncFetch === true
+      }
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerTest)))
+)
