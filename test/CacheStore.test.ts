@@ -12,7 +12,7 @@ const minute = Duration.minutes(1)
 const found = (option: Option.Option<Entry.Entry<unknown>>) => Option.getOrNull(option)
 
 describe("CacheStore.layerMemory", () => {
-  it.effect("holds at most `capacity` entries, evicting the least recently used", () =>
+  it.effect("holds at most `capacity` entries, evicting one not read since it was written (LRU by CLOCK)", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 2 })
       yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
@@ -20,6 +20,25 @@ describe("CacheStore.layerMemory", () => {
       yield* store.get("a", undefined)
       yield* store.set("c", Entry.value(3, 0, 1), minute, undefined)
       expect((yield* store.getMany(["a", "b", "c"], undefined)).map(Option.isSome)).toEqual([true, false, true])
+    }))
+
+  it.effect("when every entry was read, the newest one written is kept, and the oldest evicted", () =>
+    Effect.gen(function*() {
+      const store = yield* CacheStore.makeMemory({ capacity: 2 })
+      yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
+      yield* store.set("b", Entry.value(2, 0, 1), minute, undefined)
+      yield* store.getMany(["a", "b"], undefined)
+      yield* store.set("c", Entry.value(3, 0, 1), minute, undefined)
+      expect((yield* store.getMany(["a", "b", "c"], undefined)).map(Option.isSome)).toEqual([false, true, true])
+    }))
+
+  it.effect("rewriting a key never evicts another", () =>
+    Effect.gen(function*() {
+      const store = yield* CacheStore.makeMemory({ capacity: 2 })
+      yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
+      yield* store.set("b", Entry.value(2, 0, 1), minute, undefined)
+      yield* store.set("b", Entry.value(3, 0, 1), minute, undefined)
+      expect((yield* store.getMany(["a", "b"], undefined)).map(Option.isSome)).toEqual([true, true])
     }))
 
   it.effect("forgets an entry after its TTL by the caller's Clock", () =>
