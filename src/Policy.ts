@@ -126,7 +126,8 @@ export const decide = <I, A>(
   }
   const stale = rules.fetchOnStale
   const age = now - found.fetchedAt
-  if (stale._tag === "SyncAfter" && age > Duration.toMillis(stale.syncAfter)) return fetchStale
+  // Written so that an age that cannot be told (NaN times) counts as too old.
+  if (stale._tag === "SyncAfter" && !(age <= Duration.toMillis(stale.syncAfter))) return fetchStale
   if (now <= found.expiresAt) return { _tag: "Hit", value: found.value }
   if (stale._tag === "When" && stale.predicate({ age, staleFor: now - found.expiresAt }, input)) return fetchStale
   return {
