@@ -1,0 +1,63 @@
+/**
+ * The measuring of `npm run bench`: each path and its baseline run alternately in the same
+ * process, a few rounds each, and the medians are compared. Results are rows of a table
+ * that is printed and written to BENCHMARKS.md.
+ */
+import { Effect } from "effect"
+import * as os from "node:os"
+
+export interface Row {
+  readonly section: string
+  readonly what: string
+  readonly ours: string
+  readonly baseline: string
+  readonly ratio: string
+  readonly target: string
+  readonly met: boolean | undefined
+}
+
+export const rows: Array<Row> = []
+
+export const record = (row: Row): void => {
+  rows.push(row)
+  const mark = row.met === undefined ? " " : row.met ? "✓" : "✗"
+  console.log(`${mark} ${row.section} | ${row.what}: ${row.ours} vs ${row.baseline} = ${row.ratio} (target ${row.target})`)
+}
+
+const median = (xs: ReadonlyArray<number>) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+/** Operations per second of `body`, which performs `ops` operations. */
+const rate = <E, R>(ops: number, body: Effect.Effect<unknown, E, R>) =>
+  Effect.map(Effect.timed(body), ([elapsed]) => ops / (Number(elapsed.value._tag === "Nanos" ? elapsed.value.nanos : 0n) / 1e9))
+
+/**
+ * Runs `ours` and `baseline` alternately for `rounds` rounds after one warm-up each, and
+ * returns the median rates (ops/s).
+ */
+export const compare = <E1, R1, E2, R2>(options: {
+  readonly ops: number
+  readonly rounds?: number
+  readonly ours: Effect.Effect<unknown, E1, R1>
+  readonly baseline: Effect.Effect<unknown, E2, R2>
+}) =>
+  Effect.gen(function*() {
+    yield* options.ours
+    yield* options.baseline
+    const ours: Array<number> = []
+    const baseline: Array<number> = []
+    for (let round = 0; round < (options.rounds ?? 5); round++) {
+      ours.push(yield* rate(options.ops, options.ours))
+      baseline.push(yield* rate(options.ops, options.baseline))
+    }
+    return { ours: median(ours), baseline: median(baseline) }
+  })
+
+export const perSecond = (n: number) =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)} M/s` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k/s` : `${n.toFixed(0)}/s`
+
+export const machine = () =>
+  `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+  `Node ${process.version}, ${os.platform()} ${os.release()}`

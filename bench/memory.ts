@@ -1,0 +1,111 @@
+/**
+ * In-process paths: memory hits against Effect's Cache.get, stampedes on the memory queue,
+ * and the heap of a store that has seen a million keys.
+ */
+import { Cache, Effect, Layer, Metric } from "effect"
+import { CacheStore, Job, RefreshQueue } from "effect-cacheback"
+import { compare, perSecond, record } from "./harness.js"
+
+const keys = Array.from({ length: 1_000 }, (_, i) => `user:${i}`)
+const passes = 500 // 500 × 1,000 keys = 500,000 reads a round
+
+const hits = Effect.gen(function*() {
+  const job = Job.make({ name: "bench.memory", fetch: (key: string) => Effect.succeed(key.length) })
+  const cache = yield* Cache.make({
+    capacity: 10_000,
+    timeToLive: "10 minutes",
+    lookup: (key: string) => Effect.succeed(key.length)
+  })
+  const loop = <R>(read: (key: string) => Effect.Effect<number, unknown, R>) =>
+    Effect.gen(function*() {
+      for (let pass = 0; pass < passes; pass++) yield* Effect.forEach(keys, read, { discard: true })
+    })
+  const { baseline, ours } = yield* compare({
+    ops: passes * keys.length,
+    ours: loop((key) => Job.get(job, key)),
+    baseline: loop((key) => cache.get(key))
+  })
+  const ratio = ours / baseline
+  record({
+    section: "memory",
+    what: "hit: Job.get vs Effect Cache.get, one program, 1,000 keys, metrics on",
+    ours: perSecond(ours),
+    baseline: perSecond(baseline),
+    ratio: `${ratio.toFixed(2)}×`,
+    target: "≥ 1.75×",
+    met: ratio >= 1.75
+  })
+})
+
+const missStorm = Effect.gen(function*() {
+  let fetches = 0
+  const job = Job.make({
+    name: "bench.missStorm",
+    fetch: (_: string) => Effect.zipRight(Effect.sleep("20 millis"), Effect.sync(() => ++fetches))
+  })
+  yield* Effect.all(Array.from({ length: 1_000 }, () => Job.get(job, "missing")), { concurrency: "unbounded" })
+  record({
+    section: "memory",
+    what: "storm: 1,000 concurrent gets of a missing key",
+    ours: `${fetches} fetch`,
+    baseline: "—",
+    ratio: "—",
+    target: "exactly 1 fetch",
+    met: fetches === 1
+  })
+})
+
+const staleStorm = Effect.gen(function*() {
+  const job = Job.make({ name: "bench.staleStorm", fetch: (_: string) => Effect.succeed(1) }).pipe(
+    Job.withLifetime(0),
+    Job.withRefreshTimeout("1 minute")
+  )
+  yield* Job.get(job, "hot")
+  yield* Effect.sleep("2 millis")
+  const enqueued = Job.metrics(job).enqueued
+  const before = (yield* Metric.value(enqueued)).count
+  yield* Effect.all(Array.from({ length: 10_000 }, () => Job.get(job, "hot")), { concurrency: "unbounded" })
+  const tasks = (yield* Metric.value(enqueued)).count - before
+  record({
+    section: "memory",
+    what: "storm: 10,000 concurrent stale reads of one key, memory queue",
+    ours: `${tasks} task`,
+    baseline: "—",
+    ratio: "—",
+    target: "exactly 1 task",
+    met: tasks === 1
+  })
+})
+
+const heap = Effect.gen(function*() {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) {
+    record({ section: "memory", what: "heap after 1,000,000 keys", ours: "run with node --expose-gc", baseline: "—", ratio: "—", target: "< 50 MB", met: undefined })
+    return
+  }
+  const job = Job.make({ name: "bench.heap", fetch: (key: number) => Effect.succeed({ key, payload: "x".repeat(32) }) })
+  const store = yield* CacheStore.makeMemory({ capacity: 10_000 })
+  const ids = Array.from({ length: 10_000 }, (_, i) => i)
+  gc()
+  const before = process.memoryUsage().heapUsed
+  yield* Effect.gen(function*() {
+    for (let chunk = 0; chunk < 100; chunk++) {
+      yield* Effect.forEach(ids, (i) => Job.get(job, chunk * 10_000 + i), { discard: true })
+    }
+  }).pipe(Effect.provideService(CacheStore.CacheStore, store))
+  gc()
+  const grown = (process.memoryUsage().heapUsed - before) / 2 ** 20
+  record({
+    section: "memory",
+    what: "heap after GC, 1,000,000 distinct keys through layerMemory({ capacity: 10_000 })",
+    ours: `+${grown.toFixed(1)} MB`,
+    baseline: "—",
+    ratio: "—",
+    target: "< 50 MB",
+    met: grown < 50
+  })
+})
+
+export const memory = Effect.all([hits, missStorm, staleStorm, heap], { discard: true }).pipe(
+  Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10_000 }), RefreshQueue.layerMemory({ concurrency: 4 })))
+)
