@@ -111,6 +111,13 @@ describe("Job.make and the combinators (SPEC §1)", () => {
 })
 
 describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
+  // cacheback's parity case: lifetime 600 s, fetch_on_stale_threshold 900 s.
+  const parity = (fetch: (input: string) => Effect.Effect<string>) =>
+    Job.make({ name: "lifecycle", fetch }).pipe(
+      Job.withLifetime("600 seconds"),
+      Job.withStaleRefresh({ syncAfter: "900 seconds" })
+    )
+
   it.effect("miss with a synchronous fetch: fetched, stored fresh for the lifetime, nothing queued", () =>
     Effect.gen(function*() {
       const f = counting()
@@ -165,10 +172,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
   it.effect("stale within the sync threshold: the stale value at once, one refresh queued, then the new value", () =>
     Effect.gen(function*() {
       const f = counting()
-      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(
-        Job.withLifetime("600 seconds"),
-        Job.withStaleRefresh({ syncAfter: "900 seconds" })
-      )
+      const job = parity(f.fetch)
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(840_000)
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "stale", syncFetch: false })
@@ -182,10 +186,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
   it.effect("stale beyond the sync threshold: fetched while the caller waits", () =>
     Effect.gen(function*() {
       const f = counting()
-      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(
-        Job.withLifetime("600 seconds"),
-        Job.withStaleRefresh({ syncAfter: "900 seconds" })
-      )
+      const job = parity(f.fetch)
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(960_000)
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "stale", syncFetch: true })
