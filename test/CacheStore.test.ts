@@ -2,7 +2,7 @@ import { KeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Option, Schema, TestClock } from "effect"
 import { execFileSync } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { CacheStore, Entry, Job, RefreshQueue } from "effect-cacheback"
@@ -136,8 +136,13 @@ describe("CacheStore.layerKeyValueStore", () => {
     const directory = mkdtempSync(join(tmpdir(), "cacheback-kv-"))
     const run = () =>
       JSON.parse(execFileSync(process.execPath, ["--import", "tsx", "test/fixtures/kv-restart.ts", directory], { encoding: "utf8" }))
-    const first = run()
-    const second = run()
+    const [first, second] = (() => {
+      try {
+        return [run(), run()]
+      } finally {
+        rmSync(directory, { recursive: true, force: true })
+      }
+    })()
     expect(first).toMatchObject({ status: "miss", atIsDate: true })
     expect(second).toMatchObject({ status: "hit", atIsDate: true, builtBy: first.pid })
     expect(second.pid).not.toBe(first.pid)
