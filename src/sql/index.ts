@@ -1,0 +1,17 @@
+/**
+ * effect-cacheback/sql: cached SQL reads on `@effect/sql`.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * `QueryJob.get` and `QueryJob.filter`: query jobs over a model's table.
+ *
+ * @since 0.1.0
+ */
+export * as QueryJob from "./QueryJob.js"
+
+/**
+ * @since 0.1.0
+ */
+export { FilterError, MultipleFound, NotFound } from "./Errors.js"
