@@ -143,13 +143,15 @@ for (const dialect of dialects) {
             expect(names(yield* Job.get(people, { id: { gt: 6n } }))).toEqual(["a%b"])
           })))
 
-        it.effect("startsWith, endsWith, contains match literally: % _ and \\ mean themselves", () =>
+        it.effect("startsWith, endsWith, contains match literally: % _ ! and \\ mean themselves", () =>
           fresh(Effect.gen(function*() {
             expect(names(yield* Job.get(people, { username: { startsWith: "a" } }))).toEqual(["alan", "a_c", "abc", "a%b"])
             expect(names(yield* Job.get(people, { username: { startsWith: "a%" } }))).toEqual(["a%b"])
             expect(names(yield* Job.get(people, { username: { startsWith: "a_" } }))).toEqual(["a_c"])
             expect(names(yield* Job.get(people, { username: { contains: "%" } }))).toEqual(["a%b"])
             expect(names(yield* Job.get(people, { username: { contains: "\\" } }))).toEqual(["x\\y"])
+            expect(yield* Job.get(people, { username: { contains: "!%" } })).toEqual([])
+            expect(yield* Job.get(people, { username: { endsWith: "!" } })).toEqual([])
             expect(names(yield* Job.get(people, { username: { endsWith: "c" } }))).toEqual(["a_c", "abc"])
             expect(names(yield* Job.get(people, { email: { endsWith: "@example.com", startsWith: "a" } }))).toEqual([
               "alan",

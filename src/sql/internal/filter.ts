@@ -10,7 +10,7 @@ import { SqlValueJson } from "./json.js"
 import type { Field, Source } from "./source.js"
 
 /** The lookups a field may take, besides a bare value (equality). */
-export const lookups = ["in", "gt", "gte", "lt", "lte", "startsWith", "endsWith", "contains", "isNull"] as const
+const lookups = ["in", "gt", "gte", "lt", "lte", "startsWith", "endsWith", "contains", "isNull"] as const
 
 /** A checked part of a filter; values are what the driver binds. */
 export type Condition =

@@ -1,7 +1,8 @@
 /**
  * The SELECT of a query job. Identifiers (table, columns) go through the client's escaping
  * and name transform; every value is a bound parameter, LIKE patterns included, with their
- * wildcards escaped so that a caller's `%` or `_` means itself.
+ * wildcards escaped so that a caller's `%` or `_` means itself. The escape character is `!`
+ * rather than a backslash, whose meaning in string literals varies by dialect and setting.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
@@ -38,13 +39,13 @@ const where = (sql: SqlClient.SqlClient, condition: Condition): Statement.Fragme
     case "In":
       return sql.in(column, condition.values)
     case "Text":
-      return sql`${sql(column)} LIKE ${pattern(condition.lookup, condition.text)} ESCAPE '\\'`
+      return sql`${sql(column)} LIKE ${pattern(condition.lookup, condition.text)} ESCAPE '!'`
     case "IsNull":
       return sql`${sql(column)} ${sql.literal(condition.isNull ? "IS NULL" : "IS NOT NULL")}`
   }
 }
 
 const pattern = (lookup: "startsWith" | "endsWith" | "contains", text: string): string => {
-  const literal = text.replace(/[\\%_]/g, "\\$&")
+  const literal = text.replace(/[!%_]/g, "!$&")
   return lookup === "startsWith" ? `${literal}%` : lookup === "endsWith" ? `%${literal}` : `%${literal}%`
 }
