@@ -1,0 +1,265 @@
+/**
+ * A `RefreshQueue` on BullMQ (SPEC §5): refreshes leave the process as tasks `{ job, key,
+ * input }` and run in `RefreshWorker`s, in any number of processes.
+ *
+ * - Enqueues of one key collapse while its task waits; while it runs, one more may wait
+ *   (BullMQ deduplication with `keepLastIfActive`).
+ * - `Job.withQueueOptions` picks the BullMQ queue, priority, attempts and backoff.
+ * - An enqueue never hangs: when BullMQ does not answer within `enqueueTimeout` (Redis
+ *   unreachable) it fails with `EnqueueError`, and `Job.get` refreshes synchronously.
+ *
+ * @since 0.1.0
+ */
+import { randomUUID } from "node:crypto"
+import { type ConnectionOptions, type JobsOptions, Queue } from "bullmq"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import { EnqueueError } from "../Errors.js"
+import { type Enqueued, type QueueOptions, RefreshQueue, type Task } from "../RefreshQueue.js"
+import { describe, type Health, neverThrow, retryStrategy, watch } from "./internal/connection.js"
+import { integer, nonEmpty, positiveMillis } from "./internal/options.js"
+import * as TaskData from "./internal/task.js"
+
+/**
+ * What a `RefreshWorker` needs to consume the tasks of this queue: the same connection, the
+ * same queue names, the same BullMQ prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** The connection as given to the layer (ioredis options or a client). */
+  readonly connection: ConnectionOptions
+  /** The queue of jobs without a `queue` option. */
+  readonly queueName: string
+  /** BullMQ's key prefix (its default: `"bull"`). */
+  readonly prefix: string | undefined
+  /** The BullMQ queue a job's tasks go to: its `queue` option, else `queueName`. */
+  readonly queueOf: (options: QueueOptions) => string
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class BullRefreshQueue extends Context.Tag("effect-cacheback/BullRefreshQueue")<BullRefreshQueue, Service>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * As BullMQ takes it: ioredis options (`{ host, port }`, `{ url }`) or an ioredis client.
+   * With options, each BullMQ queue and worker opens its own connections and closes them;
+   * a client is shared and left open (a worker's client needs `maxRetriesPerRequest: null`).
+   */
+  readonly connection: ConnectionOptions
+  /** The queue of jobs that name none with `Job.withQueueOptions({ queue })`. No `:`. */
+  readonly queueName: string
+  /** BullMQ's key prefix. Default `"bull"`. */
+  readonly prefix?: string
+  /** The longest an enqueue waits for BullMQ before it fails. Default 1 second. */
+  readonly enqueueTimeout?: Duration.DurationInput
+  /** How many completed tasks each queue keeps, for inspection. Default 100. */
+  readonly keepCompleted?: number
+  /** How many failed tasks each queue keeps, with their reasons. Default 1,000. */
+  readonly keepFailed?: number
+}
+
+/**
+ * Tasks go to BullMQ. Provides `RefreshQueue` (what `Job.get` enqueues to) and
+ * `BullRefreshQueue` (what `RefreshWorker.run` consumes). Queues are opened when a job
+ * first enqueues to them and closed with the layer's scope.
+ *
+ * Throws at once for an empty or `:`-containing queue name, or bad counts or durations.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<RefreshQueue | BullRefreshQueue> => {
+  const settings = validate(options)
+  return Layer.scopedContext(
+    Effect.map(make(settings), (queue) =>
+      Context.make(RefreshQueue, queue).pipe(Context.add(BullRefreshQueue, service(settings))))
+  )
+}
+
+/**
+ * The BullMQ attempts and backoff of a job without queue options: 3 attempts, exponential
+ * backoff from 1 second, as the in-process queues.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaultAttempts = 3
+
+/**
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaultBackoff = { type: "exponential", delay: 1000 } as const
+
+// -----------------------------------------------------------------------------
+
+interface Settings {
+  readonly connection: ConnectionOptions
+  readonly queueName: string
+  readonly prefix: string | undefined
+  readonly enqueueTimeout: number
+  readonly keepCompleted: number
+  readonly keepFailed: number
+}
+
+const service = (settings: Settings): Service => ({
+  connection: settings.connection,
+  queueName: settings.queueName,
+  prefix: settings.prefix,
+  queueOf: (options) => options.queue ?? settings.queueName
+})
+
+const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const queues = new Map<string, Opened>()
+    let open = true
+    yield* Effect.addFinalizer(() => Effect.sync(() => (open = false)))
+    const queueFor = (name: string): Effect.Effect<Opened> => {
+      const existing = queues.get(name)
+      if (existing !== undefined) return Effect.succeed(existing)
+      return Scope.extend(openQueue(settings, name), scope).pipe(
+        Effect.tap((queue) => Effect.sync(() => queues.set(name, queue)))
+      )
+    }
+    const options = jobOptions(settings)
+    return RefreshQueue.of({
+      enqueue: (task) =>
+        Effect.suspend(() => {
+          const refuse = (reason: string, cause?: unknown) =>
+            Effect.fail(new EnqueueError({ job: task.job, key: task.key, reason, cause }))
+          if (!open) return refuse("the BullMQ refresh queue is shut down (its layer's scope is closed)")
+          const data = TaskData.encode(task)
+          if (Either.isLeft(data)) return refuse(data.left)
+          const name = task.options.queue ?? settings.queueName
+          if (name.includes(":")) return refuse(`a BullMQ queue name cannot contain ":", and the job's queue option is "${name}"`)
+          return Effect.flatMap(queueFor(name), ({ health, queue }) =>
+            health.down
+              ? refuse(`Redis is unreachable for the BullMQ queue "${name}" (${health.lastError})`)
+              : add(queue, task, data.right, options(task)))
+        }).pipe(
+          Effect.timeoutFail({
+            duration: settings.enqueueTimeout,
+            onTimeout: () =>
+              new EnqueueError({
+                job: task.job,
+                key: task.key,
+                reason: `BullMQ did not answer within ${settings.enqueueTimeout} ms; is Redis reachable?`
+              })
+          })
+        )
+    })
+  })
+
+/**
+ * One `queue.add`. The task's own id tells whether BullMQ stored it or collapsed it into
+ * the waiting one (it then answers with that task's id). A collapse into a running task
+ * (stored as the next run) is also reported as `deduplicated`.
+ */
+const add = (queue: Queue, task: Task, data: TaskData.TaskData, options: JobsOptions) =>
+  Effect.async<Enqueued, EnqueueError>((resume) => {
+    const jobId = randomUUID()
+    queue.add(task.job, data, { ...options, jobId }).then(
+      (added) => resume(Effect.succeed(added.id === jobId ? "enqueued" : "deduplicated")),
+      (cause) =>
+        resume(Effect.fail(new EnqueueError({ job: task.job, key: task.key, reason: `BullMQ refused the task: ${describe(cause)}`, cause })))
+    )
+  })
+
+const jobOptions = (settings: Settings) => (task: Task): JobsOptions => {
+  const { attempts, backoff, priority } = task.options
+  return {
+    deduplication: { id: task.key, keepLastIfActive: true },
+    attempts: attempts ?? defaultAttempts,
+    backoff: backoff ?? defaultBackoff,
+    ...(priority !== undefined ? { priority } : {}),
+    removeOnComplete: settings.keepCompleted,
+    removeOnFail: settings.keepFailed
+  }
+}
+
+interface Opened {
+  readonly queue: Queue
+  readonly health: Health
+}
+
+/**
+ * A producer's BullMQ queue. With connection options it gets no offline queue (an add while
+ * Redis is unreachable fails at once) and reconnects within a second of Redis coming back.
+ * While its connection is known to be lost, enqueues fail without trying.
+ */
+const openQueue = (settings: Settings, name: string): Effect.Effect<Opened, never, Scope.Scope> =>
+  Effect.flatMap(
+    Effect.acquireRelease(
+      Effect.sync(() =>
+        neverThrow(
+          new Queue(name, {
+            connection: withDefaults(settings.connection, { enableOfflineQueue: false }),
+            ...(settings.prefix !== undefined ? { prefix: settings.prefix } : {})
+          })
+        )
+      ),
+      (queue) => close(() => queue.close(), () => queue.disconnect())
+    ),
+    (queue) =>
+      Effect.map(
+        watch(queue, `the BullMQ queue "${name}"`, "stale reads refresh synchronously until it is back"),
+        (health) => ({ queue, health })
+      )
+  )
+
+/**
+ * ioredis options with our reconnection delays (unless given); a client is used as it is.
+ *
+ * @internal
+ */
+export const withDefaults = (connection: ConnectionOptions, extra: Record<string, unknown> = {}): ConnectionOptions =>
+  isClient(connection) ? connection : { retryStrategy: retryStrategy(1000), ...extra, ...connection }
+
+const isClient = (connection: ConnectionOptions): boolean =>
+  ["connect", "disconnect", "duplicate"].every((name) => typeof (connection as any)[name] === "function")
+
+/**
+ * Closes a BullMQ object; when it does not close within 5 seconds (Redis unreachable),
+ * drops its connections.
+ *
+ * @internal
+ */
+export const close = (graceful: () => Promise<unknown>, force: () => unknown): Effect.Effect<void> =>
+  // Finalizers run uninterruptibly: without `interruptible` the timeout could not stop the wait.
+  Effect.interruptible(Effect.tryPromise(graceful)).pipe(
+    Effect.timeout("5 seconds"),
+    Effect.catchAll(() => Effect.try(force)),
+    Effect.ignore
+  )
+
+const validate = (options: Options): Settings => {
+  const where = "BullRefreshQueue.layer"
+  if (typeof options !== "object" || options === null) throw new TypeError(`${where}: expected options { connection, queueName }`)
+  if (typeof options.connection !== "object" || options.connection === null) {
+    throw new TypeError(`${where}: expected connection to be ioredis options ({ host, port } or { url }) or an ioredis client`)
+  }
+  const queueName = nonEmpty(`${where} queueName`, options.queueName, "name the BullMQ queue the workers consume")
+  if (queueName.includes(":")) throw new TypeError(`${where}: a BullMQ queue name cannot contain ":", got "${queueName}"`)
+  return {
+    connection: options.connection,
+    queueName,
+    prefix: options.prefix === undefined ? undefined : nonEmpty(`${where} prefix`, options.prefix, "or leave it out for BullMQ's \"bull\""),
+    enqueueTimeout: positiveMillis(`${where} enqueueTimeout`, options.enqueueTimeout ?? "1 second"),
+    keepCompleted: integer(`${where} keepCompleted`, options.keepCompleted ?? 100, 0),
+    keepFailed: integer(`${where} keepFailed`, options.keepFailed ?? 1000, 0)
+  }
+}

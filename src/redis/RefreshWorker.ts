@@ -1,0 +1,288 @@
+/**
+ * Runs the refresh tasks of a `BullRefreshQueue` (SPEC §5): in any number of processes,
+ * each with the jobs it may run, storing through the `CacheStore` in its context.
+ *
+ * - A task names its job; the worker finds it among `jobs` and decodes the input with the
+ *   job's input schema. A task it cannot run (unknown job, undecodable input) is failed at
+ *   once with the reason, kept in BullMQ's failed set, and the worker goes on.
+ * - A failing fetch is retried per the job's queue options (attempts, backoff), then failed.
+ * - A worker killed mid-refresh loses no task: its lock expires after `lockDuration` and
+ *   another worker's stalled-job check puts the task back within `stalledInterval`.
+ *
+ * @since 0.1.0
+ */
+import { hostname } from "node:os"
+import { type Job as BullJob, UnrecoverableError, Worker } from "bullmq"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Job from "../Job.js"
+import { BullRefreshQueue, withDefaults } from "./BullRefreshQueue.js"
+import { describe, neverThrow, watch } from "./internal/connection.js"
+import { integer, nonEmpty, positiveMillis } from "./internal/options.js"
+import * as TaskData from "./internal/task.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Jobs extends ReadonlyArray<Job.Job.Any>> {
+  /** The jobs this worker runs, found by `name`. Two jobs with one name throw at once. */
+  readonly jobs: Jobs
+  /** Refreshes run at once by this worker, per queue. Default 1. */
+  readonly concurrency?: number
+  /**
+   * How long a running task stays locked to this worker without renewal (renewed every
+   * half of it). After a crash, the task goes to another worker within about
+   * `lockDuration + stalledInterval`. Default 30 seconds.
+   */
+  readonly lockDuration?: Duration.DurationInput
+  /** How often this worker looks for tasks whose worker died. Default 30 seconds. */
+  readonly stalledInterval?: Duration.DurationInput
+  /** How many times a task may lose its worker before it is failed. Default 1. */
+  readonly maxStalledCount?: number
+  /**
+   * When the scope closes, how long running refreshes may take to finish before they are
+   * interrupted (their tasks then go to another worker). Default 10 seconds.
+   */
+  readonly closeTimeout?: Duration.DurationInput
+  /** Shown in logs and in BullMQ. Default `<host>:<pid>`. */
+  readonly name?: string
+}
+
+/**
+ * What a worker running `Jobs` needs: each job's fetch requirements and store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Requirements<Jobs extends ReadonlyArray<Job.Job.Any>> = Jobs[number] extends infer J
+  ? J extends Job.Job<any, any, any, infer R, any, any, any, infer S> ? R | S : never
+  : never
+
+/**
+ * Starts consuming the queues of `jobs` (each job's `queue` option, else the layer's
+ * `queueName`) and returns once the workers are connected, or after 2 seconds when Redis
+ * is unreachable (they connect when it is back). They stop with the scope: no new task is
+ * taken, and running refreshes are awaited for up to `closeTimeout`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const run = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
+  options: Options<Jobs>
+): Effect.Effect<void, never, BullRefreshQueue | Scope.Scope | Requirements<Jobs>> => {
+  const settings = validate(options)
+  return Effect.gen(function*() {
+    const bull = yield* BullRefreshQueue
+    // Refreshes run as fibers of this set: closing the scope interrupts what is left.
+    const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
+    const runFork = yield* FiberSet.runtime(refreshes)<Requirements<Jobs>>()
+    const queues = Array.from(new Set(Array.from(settings.jobs.values(), (job) => bull.queueOf(job.queueOptions))))
+    for (const queue of queues) {
+      const worker = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          neverThrow(
+            new Worker(queue, processor(runFork, settings.jobs, queue), {
+              connection: withDefaults(bull.connection),
+              ...(bull.prefix !== undefined ? { prefix: bull.prefix } : {}),
+              name: settings.name,
+              concurrency: settings.concurrency,
+              lockDuration: settings.lockDuration,
+              stalledInterval: settings.stalledInterval,
+              maxStalledCount: settings.maxStalledCount,
+              // BullMQ waits 15 s after a failed Redis call by default; a refresh worker
+              // should be back soon after Redis is.
+              runRetryDelay: 1000
+            })
+          )
+        ),
+        (worker) => stop(worker, refreshes, settings.closeTimeout)
+      )
+      yield* watch(worker, `the refresh worker "${settings.name}" on queue "${queue}"`, "refreshes wait until it is back")
+      yield* Effect.interruptible(Effect.tryPromise(() => worker.waitUntilReady())).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.ignore
+      )
+    }
+    yield* Effect.logInfo(
+      `cacheback: refresh worker "${settings.name}" runs ${Array.from(settings.jobs.keys()).join(", ")} ` +
+        `from ${queues.map((queue) => `"${queue}"`).join(", ")}`
+    )
+  })
+}
+
+/**
+ * Takes no new task, waits up to `timeout` for the running refreshes, then closes. BullMQ's
+ * own graceful close can wait forever while Redis is unreachable; a task cut short here is
+ * not lost: its lock expires and another worker runs it.
+ */
+const stop = (worker: Worker, refreshes: FiberSet.FiberSet<any, any>, timeout: number): Effect.Effect<void> =>
+  Effect.interruptible(
+    Effect.tryPromise(() => worker.pause(true)).pipe(
+      Effect.timeout("1 second"),
+      Effect.ignore,
+      Effect.zipRight(Effect.timeout(FiberSet.awaitEmpty(refreshes), timeout)),
+      Effect.ignore,
+      Effect.zipRight(Effect.timeout(Effect.tryPromise(() => worker.close(true)), "5 seconds")),
+      Effect.ignore
+    )
+  )
+
+/**
+ * `run` as a layer: `Layer.launch(RefreshWorker.layer({ jobs }).pipe(Layer.provide(…)))`
+ * is a worker process.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
+  options: Options<Jobs>
+): Layer.Layer<never, never, BullRefreshQueue | Requirements<Jobs>> => Layer.scopedDiscard(run(options))
+
+/**
+ * Tasks handled by workers, tagged `outcome`: `refreshed`, `retried` (an attempt failed,
+ * another follows), `failed` (the last attempt failed), `rejected` (unknown job or
+ * undecodable input). Each job's own counters (`Job.metrics`) count its refreshes and
+ * failed refreshes too.
+ *
+ * @since 0.1.0
+ * @category observability
+ */
+export const tasks: Metric.Metric.Counter<number> = Metric.counter("cacheback_worker_tasks", {
+  description: "refresh tasks handled by workers, by outcome",
+  incremental: true
+})
+
+const outcomes = {
+  refreshed: Metric.tagged(tasks, "outcome", "refreshed"),
+  retried: Metric.tagged(tasks, "outcome", "retried"),
+  failed: Metric.tagged(tasks, "outcome", "failed"),
+  rejected: Metric.tagged(tasks, "outcome", "rejected")
+}
+
+// -----------------------------------------------------------------------------
+
+/**
+ * BullMQ's processor: runs the task as a fiber of the worker's set, with the worker's
+ * context; BullMQ's abort signal interrupts it. A rejected task throws `UnrecoverableError`,
+ * so that BullMQ fails it without retrying.
+ */
+const processor = (
+  runFork: <XE extends Exit.Exit<void, Failure>, XA extends Exit.Exit<void, Failure>>(
+    effect: Effect.Effect<XA, XE, any>
+  ) => Fiber.RuntimeFiber<XA, XE>,
+  jobs: ReadonlyMap<string, Job.Job.Any>,
+  queue: string
+) =>
+async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
+  const fiber = runFork(Effect.exit(handle(task, jobs, queue)))
+  const abort = () => fiber.unsafeInterruptAsFork(FiberId.none)
+  signal?.addEventListener("abort", abort, { once: true })
+  const exit = Exit.flatten(await new Promise<Exit.Exit<Exit.Exit<void, Failure>>>((resolve) => fiber.addObserver(resolve)))
+  signal?.removeEventListener("abort", abort)
+  if (Exit.isSuccess(exit)) return
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) {
+    throw new Error(Cause.isInterruptedOnly(exit.cause) ? "the refresh was interrupted: its worker stopped" : describe(Cause.squash(exit.cause)))
+  }
+  if (failure.value._tag === "Rejected") throw new UnrecoverableError(failure.value.reason)
+  throw new Error(failure.value.reason)
+}
+
+type Failure = { readonly _tag: "Rejected"; readonly reason: string } | { readonly _tag: "Failed"; readonly reason: string }
+
+const handle = (task: BullJob, jobs: ReadonlyMap<string, Job.Job.Any>, queue: string): Effect.Effect<void, Failure, unknown> => {
+  const decoded = TaskData.decode(task.data, jobs)
+  if (Either.isLeft(decoded)) {
+    const error = decoded.left
+    return Effect.zipRight(
+      Effect.zipRight(Metric.increment(outcomes.rejected), Effect.logWarning(`cacheback: refresh worker rejects a task: ${error.message}`)),
+      Effect.fail({ _tag: "Rejected", reason: error.message } as const)
+    )
+  }
+  const { input, job, key } = decoded.right
+  const attempt = task.attemptsMade + 1
+  const attempts = task.opts.attempts ?? 1
+  return Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const exit = yield* Effect.exit(Job.refreshTask(job, input, key))
+    const millis = (yield* Clock.currentTimeMillis) - start
+    if (Exit.isSuccess(exit)) {
+      yield* Metric.increment(outcomes.refreshed)
+      yield* Effect.logInfo(`cacheback: refreshed "${key}" of job "${job.name}" in ${millis} ms`).pipe(
+        Effect.annotateLogs("cacheback.durationMs", millis)
+      )
+      return
+    }
+    if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+    const last = attempt >= attempts
+    yield* Metric.increment(last ? outcomes.failed : outcomes.retried)
+    if (last) yield* Metric.increment(Job.metrics(job).refreshFailures)
+    yield* Effect.logWarning(
+      `cacheback: the refresh of "${key}" of job "${job.name}" failed after ${millis} ms (attempt ${attempt} of ${attempts}); ` +
+        (last ? "giving up, the entry stays as it was" : "BullMQ retries it after its backoff"),
+      exit.cause
+    )
+    return yield* Effect.fail({ _tag: "Failed", reason: describe(Cause.squash(exit.cause)) } as const)
+  }).pipe(
+    Effect.annotateLogs({ "cacheback.job": job.name, "cacheback.key": key }),
+    Effect.withSpan("cacheback.worker", {
+      attributes: {
+        "cacheback.job": job.name,
+        "cacheback.key": key,
+        "cacheback.queue": queue,
+        "cacheback.attempt": attempt,
+        "bullmq.job_id": task.id
+      }
+    })
+  )
+}
+
+interface Settings {
+  readonly jobs: ReadonlyMap<string, Job.Job.Any>
+  readonly name: string
+  readonly concurrency: number
+  readonly lockDuration: number
+  readonly stalledInterval: number
+  readonly maxStalledCount: number
+  readonly closeTimeout: number
+}
+
+const validate = (options: Options<ReadonlyArray<Job.Job.Any>>): Settings => {
+  const where = "RefreshWorker.run"
+  if (typeof options !== "object" || options === null || !Array.isArray(options.jobs)) {
+    throw new TypeError(`${where}: expected options { jobs: [job, …] }`)
+  }
+  const jobs = new Map<string, Job.Job.Any>()
+  for (const job of options.jobs) {
+    if (!Job.isJob(job)) throw new TypeError(`${where}: expected every element of jobs to be a Job, got ${describe(job)}`)
+    const other = jobs.get(job.name)
+    if (other !== undefined && other !== job) {
+      throw new TypeError(
+        `${where}: two different jobs are named "${job.name}"; a task finds its job by name, so give each job its own name`
+      )
+    }
+    jobs.set(job.name, job)
+  }
+  if (jobs.size === 0) throw new TypeError(`${where}: expected at least one job`)
+  return {
+    jobs,
+    name: options.name === undefined ? `${hostname()}:${process.pid}` : nonEmpty(`${where} name`, options.name, "or leave it out"),
+    concurrency: integer(`${where} concurrency`, options.concurrency ?? 1, 1),
+    lockDuration: positiveMillis(`${where} lockDuration`, options.lockDuration ?? "30 seconds"),
+    stalledInterval: positiveMillis(`${where} stalledInterval`, options.stalledInterval ?? "30 seconds"),
+    maxStalledCount: integer(`${where} maxStalledCount`, options.maxStalledCount ?? 1, 0),
+    closeTimeout: positiveMillis(`${where} closeTimeout`, options.closeTimeout ?? "10 seconds")
+  }
+}

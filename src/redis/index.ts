@@ -1,0 +1,32 @@
+/**
+ * effect-cacheback/redis: the cache on Redis and the refreshes on BullMQ, for many
+ * processes (SPEC §5). Loads `ioredis` and `bullmq`; the main entry never does.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * A `CacheStore` on Redis.
+ *
+ * @since 0.1.0
+ */
+export * as RedisCacheStore from "./RedisCacheStore.js"
+
+/**
+ * A `RefreshQueue` on BullMQ.
+ *
+ * @since 0.1.0
+ */
+export * as BullRefreshQueue from "./BullRefreshQueue.js"
+
+/**
+ * Worker processes for the tasks of a `BullRefreshQueue`.
+ *
+ * @since 0.1.0
+ */
+export * as RefreshWorker from "./RefreshWorker.js"
+
+/**
+ * @since 0.1.0
+ */
+export { TaskDecodeError, UnknownJobError } from "./Errors.js"

@@ -1,0 +1,67 @@
+import type { EventEmitter } from "node:events"
+import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+
+/**
+ * Listens to the `error` and `ready` events of a Redis client, a BullMQ queue or a worker
+ * for as long as the scope lives. Without an `error` listener an `EventEmitter` throws,
+ * which would crash the process on the first lost connection. An outage is logged once
+ * when it starts and once when it ends, not on every reconnection attempt.
+ */
+export const watch = (
+  emitter: EventEmitter,
+  what: string,
+  meanwhile: string
+): Effect.Effect<Health, never, Scope.Scope> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+    const log = Runtime.runFork(runtime)
+    const health: Health = { down: false, lastError: "" }
+    const onError = (error: unknown) => {
+      health.lastError = describe(error)
+      if (health.down) return
+      health.down = true
+      log(Effect.logWarning(`cacheback: ${what} cannot reach Redis (${health.lastError}); ${meanwhile}`))
+    }
+    const onReady = () => {
+      if (!health.down) return
+      health.down = false
+      log(Effect.logInfo(`cacheback: ${what} is connected to Redis again`))
+    }
+    return Effect.acquireRelease(
+      Effect.sync(() => {
+        emitter.on("error", onError)
+        emitter.on("ready", onReady)
+        return health
+      }),
+      () =>
+        Effect.sync(() => {
+          emitter.off("error", onError)
+          emitter.off("ready", onReady)
+        })
+    )
+  })
+
+/** What `watch` knows: whether the connection is lost (an error and no `ready` since). */
+export interface Health {
+  down: boolean
+  lastError: string
+}
+
+/**
+ * For the emitters a layer creates: an `error` listener that stays until the end, because
+ * they may still emit while they close, after `watch` has stopped listening.
+ */
+export const neverThrow = <E extends EventEmitter>(emitter: E): E => emitter.on("error", ignore)
+
+const ignore = () => {}
+
+export const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message || cause.name : typeof cause === "string" ? cause : String(cause)
+
+/**
+ * Redis reconnection delays: quick at first, then every `max` ms, so that a cache is back
+ * within about `max` of Redis coming back. ioredis's default waits up to 2 s, BullMQ's up to
+ * 20 s.
+ */
+export const retryStrategy = (max: number) => (times: number): number => Math.min(times * 50, max)
