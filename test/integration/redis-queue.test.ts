@@ -1,0 +1,256 @@
+/**
+ * BullRefreshQueue and RefreshWorker on the real Redis, in this process (issue 3 points 2
+ * and 3): what a task carries, how enqueues collapse, queue options, and how a worker
+ * treats tasks it cannot run and fetches that fail.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Queue } from "bullmq"
+import { Deferred, Effect, Layer, Metric, Option, Schema } from "effect"
+import { Job, RefreshQueue } from "effect-cacheback"
+import { BullRefreshQueue, RedisCacheStore, RefreshWorker } from "effect-cacheback/redis"
+import { captureLogs, count } from "../support/kit.js"
+import { redisUrl, requireService } from "../support/services.js"
+import { cleanUp, eventually, keyOf, poll, quiet, rawClient, storedValue, storeStale, unique } from "./fixtures/redis.js"
+
+const up = await requireService("redis")
+
+describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
+  const raw = rawClient()
+  const prefixes: Array<string> = []
+  const queues: Array<string> = []
+  afterAll(async () => {
+    await cleanUp(raw, prefixes, queues)
+    raw.disconnect()
+  })
+
+  /** A store prefix and a queue of the test's own, and a BullMQ handle to look at the queue. */
+  const setup = (label: string, options: Partial<BullRefreshQueue.Options> = {}) => {
+    const prefix = unique(label)
+    const queueName = unique(label)
+    prefixes.push(prefix)
+    queues.push(queueName)
+    const layer = Layer.mergeAll(
+      RedisCacheStore.layer({ url: redisUrl, prefix }),
+      BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName, ...options })
+    )
+    const inspect = (name: string = queueName) =>
+      Effect.acquireRelease(
+        Effect.sync(() => new Queue(name, { connection: raw.duplicate() })),
+        (queue) => Effect.promise(() => queue.close())
+      )
+    return { prefix, queueName, layer, inspect }
+  }
+
+  const until = <A>(what: string, within: number, check: () => Promise<A | undefined>) =>
+    Effect.promise(() => eventually(what, within, check))
+
+  it.live("a task is { job, key, input }, the input encoded by the job's input schema", () => {
+    const { inspect, layer } = setup("data")
+    const job = Job.make({ name: "encodedInput", fetch: (input: { readonly day: Date }) => Effect.succeed(input.day.getTime()) }).pipe(
+      Job.withSchema({ input: Schema.Struct({ day: Schema.Date }) })
+    )
+    return Effect.gen(function*() {
+      const input = { day: new Date("2024-05-01T00:00:00Z") }
+      yield* Job.asyncRefresh(job, input)
+      const queue = yield* inspect()
+      const [task] = yield* Effect.promise(() => queue.getJobs(["waiting"]))
+      expect(task.name).toBe("encodedInput")
+      expect(task.data).toEqual({ job: "encodedInput", key: keyOf(job, input), input: { day: "2024-05-01T00:00:00.000Z" } })
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it.live("a job with an input and no input schema fails at enqueue, typed, saying to add one; a read refreshes synchronously", () => {
+    const { inspect, layer } = setup("noschema")
+    let fetched = 0
+    const job = Job.make({ name: "noInputSchema", fetch: (n: number) => Effect.sync(() => n + ++fetched) })
+    const noInput = Job.make({ name: "voidInput", fetch: () => Effect.succeed("v") })
+    return Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      const error = yield* Effect.flip(queue.enqueue({
+        job: job.name,
+        key: keyOf(job, 1),
+        input: 1,
+        inputSchema: undefined,
+        options: {},
+        refresh: Effect.void
+      }))
+      expect(error._tag).toBe("EnqueueError")
+      expect(error.message).toContain("Job.withSchema({ input })")
+      // Through a stale read: the caller refreshes itself (cacheback's fallback).
+      yield* storeStale(job, 1, 0)
+      expect(yield* Job.lookup(job, 1)).toEqual({ value: 2, status: "stale", syncFetch: true })
+      // A job without input needs no schema.
+      yield* Job.asyncRefresh(noInput)
+      const bull = yield* inspect()
+      const waiting = yield* Effect.promise(() => bull.getJobs(["waiting"]))
+      expect(waiting.map((task) => task.data)).toEqual([{ job: "voidInput", key: "voidInput" }])
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it.live("enqueues of one key collapse while its task waits; while it runs, one more may wait", () => {
+    const { inspect, layer } = setup("dedup")
+    let runs = 0
+    return Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const job = Job.make({
+        name: "collapsing",
+        fetch: (n: number) => Effect.zipRight(Effect.sync(() => ++runs), Deferred.await(gate)).pipe(Effect.as(n))
+      }).pipe(Job.withSchema({ input: Schema.Number, value: Schema.Number }))
+      const queue = yield* RefreshQueue.RefreshQueue
+      const task = { job: job.name, key: keyOf(job, 1), input: 1, inputSchema: job.inputSchema, options: {}, refresh: Effect.void }
+      expect(yield* Effect.all([queue.enqueue(task), queue.enqueue(task), queue.enqueue(task)])).toEqual([
+        "enqueued",
+        "deduplicated",
+        "deduplicated"
+      ])
+      const bull = yield* inspect()
+      expect(yield* Effect.promise(() => bull.getWaitingCount())).toBe(1)
+
+      yield* RefreshWorker.run({ jobs: [job] })
+      yield* until("the task runs", 5_000, async () => (runs === 1 ? true : undefined))
+      // While it runs: one more is kept for after it, and no more than one.
+      yield* Effect.all([queue.enqueue(task), queue.enqueue(task), queue.enqueue(task)])
+      expect(runs).toBe(1)
+      yield* Deferred.succeed(gate, undefined)
+      yield* until("both runs complete", 5_000, async () => ((await bull.getCompletedCount()) === 2 ? true : undefined))
+      expect(runs).toBe(2)
+      expect(yield* Effect.promise(() => bull.getJobCounts("waiting", "active", "delayed", "failed"))).toEqual({
+        waiting: 0,
+        active: 0,
+        delayed: 0,
+        failed: 0
+      })
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it.live("Job.withQueueOptions sets the BullMQ queue, priority, attempts and backoff", () => {
+    const { inspect, layer } = setup("options")
+    const other = unique("options-other")
+    queues.push(other)
+    const plain = Job.make({ name: "plainOptions", fetch: (n: number) => Effect.succeed(n) }).pipe(Job.withSchema({ input: Schema.Number }))
+    const tuned = Job.make({ name: "tunedOptions", fetch: (n: number) => Effect.succeed(n) }).pipe(
+      Job.withSchema({ input: Schema.Number }),
+      Job.withQueueOptions({ queue: other, priority: 5, attempts: 7, backoff: { type: "fixed", delay: "2 seconds" } })
+    )
+    return Effect.gen(function*() {
+      yield* Job.asyncRefresh(plain, 1)
+      yield* Job.asyncRefresh(tuned, 2)
+      const main = yield* inspect()
+      const [defaults] = yield* Effect.promise(() => main.getJobs(["waiting"]))
+      expect(defaults.opts).toMatchObject({ attempts: 3, backoff: { type: "exponential", delay: 1000 } })
+      const routed = yield* inspect(other)
+      const [custom] = yield* Effect.promise(() => routed.getJobs(["prioritized", "waiting"]))
+      expect(custom.name).toBe("tunedOptions")
+      expect(custom.opts).toMatchObject({ priority: 5, attempts: 7, backoff: { type: "fixed", delay: 2000 } })
+      const bull = yield* BullRefreshQueue.BullRefreshQueue
+      expect(bull.queueOf(tuned.queueOptions)).toBe(other)
+      expect(bull.queueOf(plain.queueOptions)).toBe(bull.queueName)
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it.live("a task for an unknown job or with an undecodable input fails with its reason, and the worker goes on", () => {
+    const { inspect, layer } = setup("reject")
+    const job = Job.make({ name: "known", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number })
+    )
+    const rejected = Metric.tagged(RefreshWorker.tasks, "outcome", "rejected")
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const before = yield* count(rejected)
+      yield* RefreshWorker.run({ jobs: [job] })
+      const bull = yield* inspect()
+      yield* Effect.promise(() => bull.add("ghost", { job: "ghost", key: "ghost:1", input: 1 }, { attempts: 3 }))
+      yield* Effect.promise(() => bull.add("known", { job: "known", key: keyOf(job, "x"), input: "not a number" }, { attempts: 3 }))
+      yield* Effect.promise(() => bull.add("junk", "just a string", { attempts: 3 }))
+      yield* Job.asyncRefresh(job, 21)
+      expect(yield* poll("the good task is refreshed", 5_000, Effect.map(storedValue(job, 21), Option.getOrUndefined))).toBe(42)
+      const failed = yield* until("three tasks fail", 5_000, async () => {
+        const tasks = await bull.getFailed()
+        return tasks.length === 3 ? tasks : undefined
+      })
+      const reasons = failed.map((task) => task.failedReason).sort()
+      expect(reasons[0]).toContain(`a task for job "ghost" (key "ghost:1") reached a worker that runs only "known"`)
+      expect(reasons[1]).toContain(`cannot decode the task of job "?" (key "?"): its data is not { job, key, input }`)
+      expect(reasons[2]).toContain(`cannot decode the task of job "known"`)
+      expect(reasons[2]).toContain("Expected number")
+      // Failed at once: no retry can help.
+      expect(failed.map((task) => task.attemptsMade)).toEqual([1, 1, 1])
+      expect((yield* count(rejected)) - before).toBe(3)
+      expect(logs.lines.filter((line) => line.includes("refresh worker rejects a task"))).toHaveLength(3)
+    }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
+  })
+
+  it.live("a failing fetch is retried with backoff, then failed; each refresh is logged with job, key and duration", () => {
+    const { inspect, layer } = setup("retry")
+    const calls = new Map<number, number>()
+    const flaky = Job.make({
+      name: "flaky",
+      // Input n fails its first n attempts.
+      fetch: (n: number) =>
+        Effect.suspend(() => {
+          const call = (calls.get(n) ?? 0) + 1
+          calls.set(n, call)
+          return call <= n ? Effect.fail(new Error(`attempt ${call} of ${n} fails`)) : Effect.succeed(`ok after ${call}`)
+        })
+    }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.String }),
+      Job.withQueueOptions({ attempts: 3, backoff: { type: "fixed", delay: "20 millis" } })
+    )
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const failuresBefore = yield* count(Job.metrics(flaky).refreshFailures)
+      yield* RefreshWorker.run({ jobs: [flaky] })
+      yield* Job.asyncRefresh(flaky, 2)
+      yield* Job.asyncRefresh(flaky, 5)
+      const bull = yield* inspect()
+      yield* until("one completes after retries, one fails after its last attempt", 10_000, async () => {
+        const counts = await bull.getJobCounts("completed", "failed")
+        return counts.completed === 1 && counts.failed === 1 ? counts : undefined
+      })
+      expect(calls.get(2)).toBe(3)
+      expect(calls.get(5)).toBe(3)
+      expect(Option.getOrNull(yield* storedValue(flaky, 2))).toBe("ok after 3")
+      expect(Option.isNone(yield* storedValue(flaky, 5))).toBe(true)
+      const [failed] = yield* Effect.promise(() => bull.getFailed())
+      expect(failed.attemptsMade).toBe(3)
+      expect(failed.failedReason).toBe("attempt 3 of 5 fails")
+      expect((yield* count(Job.metrics(flaky).refreshFailures)) - failuresBefore).toBe(1)
+      expect(logs.lines.some((line) => line.startsWith("INFO") && /refreshed "flaky:.*" of job "flaky" in \d+ ms/.test(line))).toBe(true)
+      expect(logs.lines.some((line) => line.includes("(attempt 1 of 3); BullMQ retries it"))).toBe(true)
+      expect(logs.lines.some((line) => line.includes("(attempt 3 of 3); giving up"))).toBe(true)
+    }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
+  })
+
+  it.live("completed and failed tasks are kept in bounded numbers", () => {
+    const { inspect, layer } = setup("bounded", { keepCompleted: 2, keepFailed: 1 })
+    const job = Job.make({
+      name: "bounded",
+      fetch: (n: number) => (n < 0 ? Effect.fail("negative") : Effect.succeed(n))
+    }).pipe(Job.withSchema({ input: Schema.Number, value: Schema.Number }), Job.withQueueOptions({ attempts: 1 }))
+    return Effect.gen(function*() {
+      yield* RefreshWorker.run({ jobs: [job], concurrency: 4 })
+      const bull = yield* inspect()
+      for (const n of [1, 2, 3, 4, 5, -1, -2, -3]) yield* Job.asyncRefresh(job, n)
+      yield* until("all ran", 10_000, async () => {
+        const counts = await bull.getJobCounts("waiting", "active", "prioritized", "delayed")
+        return Object.values(counts).every((n) => n === 0) ? true : undefined
+      })
+      yield* until("the kept tasks are trimmed", 5_000, async () => {
+        const counts = await bull.getJobCounts("completed", "failed")
+        return counts.completed === 2 && counts.failed === 1 ? true : undefined
+      })
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it("refuses bad options at once: two jobs with one name, bad queue names and counts", () => {
+    const a = Job.make({ name: "same", fetch: (n: number) => Effect.succeed(n) })
+    const b = Job.make({ name: "same", fetch: (n: number) => Effect.succeed(n + 1) })
+    expect(() => RefreshWorker.run({ jobs: [a, b] })).toThrow(/two different jobs are named "same"/)
+    expect(() => RefreshWorker.run({ jobs: [a, a] })).not.toThrow()
+    expect(() => RefreshWorker.run({ jobs: [] })).toThrow(/at least one job/)
+    expect(() => RefreshWorker.run({ jobs: [a], concurrency: 0 })).toThrow(/concurrency/)
+    expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "a:b" })).toThrow(/cannot contain ":"/)
+    expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "" })).toThrow(/queueName/)
+    expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "q", keepFailed: -1 })).toThrow(/keepFailed/)
+  })
+})
