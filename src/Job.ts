@@ -620,11 +620,30 @@ export const getMany: {
       return Effect.flatMap(
         readMany(self, store, keys),
         (entries) => {
+          // Hits are answered here; only the rest need effects (a fiber each).
           const now = clock.unsafeCurrentTimeMillis()
-          return Effect.forEach(
-            all,
-            (input, i) => act(self, input, keys[i], store, context, now, entries[i], finish),
-            { concurrency: "unbounded" }
+          const values: Array<unknown> = new Array(all.length)
+          const rest: Array<[number, Policy.Decision<unknown>]> = []
+          for (let i = 0; i < all.length; i++) {
+            const decision = Policy.decide(entries[i]!, now, self, all[i])
+            if (decision._tag === "Hit") {
+              Metrics.bump(Metrics.forJob(self.name).hits)
+              values[i] = finish(self, all[i], decision.value, "hit", undefined)
+            } else {
+              rest.push([i, decision])
+            }
+          }
+          if (rest.length === 0) return Effect.succeed(values)
+          return Effect.as(
+            Effect.forEach(
+              rest,
+              ([i, decision]) =>
+                Effect.map(carryOut(self, all[i], keys[i]!, store, context, decision, finish), (value) => {
+                  values[i] = value
+                }),
+              { concurrency: "unbounded", discard: true }
+            ),
+            values
           )
         }
       )
@@ -860,8 +879,18 @@ const act = (
   now: number,
   entry: Option.Option<Entry.Entry<unknown>>,
   finish: Finish
+): Effect.Effect<unknown, unknown, any> =>
+  carryOut(job, input, key, store, context, Policy.decide(entry, now, job, input), finish)
+
+const carryOut = (
+  job: Job.Any,
+  input: unknown,
+  key: string,
+  store: StoreService,
+  context: Context.Context<never>,
+  decision: Policy.Decision<unknown>,
+  finish: Finish
 ): Effect.Effect<unknown, unknown, any> => {
-  const decision = Policy.decide(entry, now, job, input)
   const counters = Metrics.forJob(job.name)
   switch (decision._tag) {
     case "Hit": {
