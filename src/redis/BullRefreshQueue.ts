@@ -20,7 +20,8 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { EnqueueError } from "../Errors.js"
 import { type Enqueued, type QueueOptions, RefreshQueue, type Task } from "../RefreshQueue.js"
-import { describe, type Health, neverThrow, retryStrategy, watch } from "./internal/connection.js"
+import { connect, isConnected } from "./internal/bullConnection.js"
+import { describe, neverThrow } from "./internal/connection.js"
 import { integer, nonEmpty, positiveMillis } from "./internal/options.js"
 import * as TaskData from "./internal/task.js"
 
@@ -54,9 +55,11 @@ export class BullRefreshQueue extends Context.Tag("effect-cacheback/BullRefreshQ
  */
 export interface Options {
   /**
-   * As BullMQ takes it: ioredis options (`{ host, port }`, `{ url }`) or an ioredis client.
-   * With options, each BullMQ queue and worker opens its own connections and closes them;
-   * a client is shared and left open (a worker's client needs `maxRetriesPerRequest: null`).
+   * As BullMQ takes it: ioredis options of one Redis (`{ host, port }`, `{ url }`) or a
+   * client. With options, the layer and each worker create their clients and close them;
+   * a client is shared by the producer's queues and the workers (which duplicate it for
+   * their blocking connection), and left open. A client should have
+   * `enableOfflineQueue: false` for the producer, `maxRetriesPerRequest: null` for workers.
    */
   readonly connection: ConnectionOptions
   /** The queue of jobs that name none with `Job.withQueueOptions({ queue })`. No `:`. */
@@ -125,13 +128,19 @@ const service = (settings: Settings): Service => ({
 const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const queues = new Map<string, Opened>()
+    const client = yield* connect(
+      settings.connection,
+      "producer",
+      `the BullMQ refresh queue "${settings.queueName}"`,
+      "stale reads refresh synchronously until it is back"
+    )
+    const queues = new Map<string, Queue>()
     let open = true
     yield* Effect.addFinalizer(() => Effect.sync(() => (open = false)))
-    const queueFor = (name: string): Effect.Effect<Opened> => {
+    const queueFor = (name: string): Effect.Effect<Queue> => {
       const existing = queues.get(name)
       if (existing !== undefined) return Effect.succeed(existing)
-      return Scope.extend(openQueue(settings, name), scope).pipe(
+      return Scope.extend(openQueue(settings, client, name), scope).pipe(
         Effect.tap((queue) => Effect.sync(() => queues.set(name, queue)))
       )
     }
@@ -146,10 +155,9 @@ const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Sc
           if (Either.isLeft(data)) return refuse(data.left)
           const name = task.options.queue ?? settings.queueName
           if (name.includes(":")) return refuse(`a BullMQ queue name cannot contain ":", and the job's queue option is "${name}"`)
-          return Effect.flatMap(queueFor(name), ({ health, queue }) =>
-            health.down
-              ? refuse(`Redis is unreachable for the BullMQ queue "${name}" (${health.lastError})`)
-              : add(queue, task, data.right, options(task)))
+          // Fails at once while the connection is down, rather than waiting for the timeout.
+          if (!isConnected(client)) return refuse("Redis is unreachable: the BullMQ queue's connection is down")
+          return Effect.flatMap(queueFor(name), (queue) => add(queue, task, data.right, options(task)))
         }).pipe(
           Effect.timeoutFail({
             duration: settings.enqueueTimeout,
@@ -191,46 +199,19 @@ const jobOptions = (settings: Settings) => (task: Task): JobsOptions => {
   }
 }
 
-interface Opened {
-  readonly queue: Queue
-  readonly health: Health
-}
-
-/**
- * A producer's BullMQ queue. With connection options it gets no offline queue (an add while
- * Redis is unreachable fails at once) and reconnects within a second of Redis coming back.
- * While its connection is known to be lost, enqueues fail without trying.
- */
-const openQueue = (settings: Settings, name: string): Effect.Effect<Opened, never, Scope.Scope> =>
-  Effect.flatMap(
-    Effect.acquireRelease(
-      Effect.sync(() =>
-        neverThrow(
-          new Queue(name, {
-            connection: withDefaults(settings.connection, { enableOfflineQueue: false }),
-            ...(settings.prefix !== undefined ? { prefix: settings.prefix } : {})
-          })
-        )
-      ),
-      (queue) => close(() => queue.close(), () => queue.disconnect())
-    ),
-    (queue) =>
-      Effect.map(
-        watch(queue, `the BullMQ queue "${name}"`, "stale reads refresh synchronously until it is back"),
-        (health) => ({ queue, health })
+/** A producer's BullMQ queue on the layer's client. */
+const openQueue = (settings: Settings, client: ConnectionOptions, name: string): Effect.Effect<Queue, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      neverThrow(
+        new Queue(name, {
+          connection: client,
+          ...(settings.prefix !== undefined ? { prefix: settings.prefix } : {})
+        })
       )
+    ),
+    (queue) => close(() => queue.close(), () => queue.disconnect())
   )
-
-/**
- * ioredis options with our reconnection delays (unless given); a client is used as it is.
- *
- * @internal
- */
-export const withDefaults = (connection: ConnectionOptions, extra: Record<string, unknown> = {}): ConnectionOptions =>
-  isClient(connection) ? connection : { retryStrategy: retryStrategy(1000), ...extra, ...connection }
-
-const isClient = (connection: ConnectionOptions): boolean =>
-  ["connect", "disconnect", "duplicate"].every((name) => typeof (connection as any)[name] === "function")
 
 /**
  * Closes a BullMQ object; when it does not close within 5 seconds (Redis unreachable),

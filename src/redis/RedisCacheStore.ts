@@ -21,7 +21,7 @@ import { CacheStore, type Service } from "../CacheStore.js"
 import type * as Entry from "../Entry.js"
 import { CodecError, StoreError } from "../Errors.js"
 import * as Codec from "../internal/codec.js"
-import { neverThrow, retryStrategy, watch } from "./internal/connection.js"
+import { firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
 import { nonEmpty, positiveMillis } from "./internal/options.js"
 
 /**
@@ -203,27 +203,8 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
       ),
       (client) => Effect.sync(() => client.disconnect())
     ),
-    (client) => Effect.timeoutOption(firstConnection(client), Duration.seconds(2))
+    firstConnection
   )
-
-/** Resolves on the client's first `ready`, `error` or `end`, whichever comes first. */
-const firstConnection = (client: Redis): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    if (client.status === "ready") return resume(Effect.void)
-    const done = () => {
-      stop()
-      resume(Effect.void)
-    }
-    const stop = () => {
-      client.off("ready", done)
-      client.off("error", done)
-      client.off("end", done)
-    }
-    client.once("ready", done)
-    client.once("error", done)
-    client.once("end", done)
-    return Effect.sync(stop)
-  })
 
 const validate = (options: Options): Settings => {
   const where = "RedisCacheStore.layer"

@@ -27,8 +27,9 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Job from "../Job.js"
-import { BullRefreshQueue, withDefaults } from "./BullRefreshQueue.js"
-import { describe, neverThrow, watch } from "./internal/connection.js"
+import { BullRefreshQueue } from "./BullRefreshQueue.js"
+import { connect } from "./internal/bullConnection.js"
+import { describe, neverThrow } from "./internal/connection.js"
 import { integer, nonEmpty, positiveMillis } from "./internal/options.js"
 import * as TaskData from "./internal/task.js"
 
@@ -89,12 +90,18 @@ export const run = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
     const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
     const runFork = yield* FiberSet.runtime(refreshes)<Requirements<Jobs>>()
     const queues = Array.from(new Set(Array.from(settings.jobs.values(), (job) => bull.queueOf(job.queueOptions))))
+    const client = yield* connect(
+      bull.connection,
+      "worker",
+      `the refresh worker "${settings.name}"`,
+      "refreshes wait until it is back"
+    )
     for (const queue of queues) {
       const worker = yield* Effect.acquireRelease(
         Effect.sync(() =>
           neverThrow(
             new Worker(queue, processor(runFork, settings.jobs, queue), {
-              connection: withDefaults(bull.connection),
+              connection: client,
               ...(bull.prefix !== undefined ? { prefix: bull.prefix } : {}),
               name: settings.name,
               concurrency: settings.concurrency,
@@ -109,7 +116,6 @@ export const run = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
         ),
         (worker) => stop(worker, refreshes, settings.closeTimeout)
       )
-      yield* watch(worker, `the refresh worker "${settings.name}" on queue "${queue}"`, "refreshes wait until it is back")
       yield* Effect.interruptible(Effect.tryPromise(() => worker.waitUntilReady())).pipe(
         Effect.timeout("2 seconds"),
         Effect.ignore

@@ -13,26 +13,24 @@ export const watch = (
   emitter: EventEmitter,
   what: string,
   meanwhile: string
-): Effect.Effect<Health, never, Scope.Scope> =>
+): Effect.Effect<void, never, Scope.Scope> =>
   Effect.flatMap(Effect.runtime<never>(), (runtime) => {
     const log = Runtime.runFork(runtime)
-    const health: Health = { down: false, lastError: "" }
+    let down = false
     const onError = (error: unknown) => {
-      health.lastError = describe(error)
-      if (health.down) return
-      health.down = true
-      log(Effect.logWarning(`cacheback: ${what} cannot reach Redis (${health.lastError}); ${meanwhile}`))
+      if (down) return
+      down = true
+      log(Effect.logWarning(`cacheback: ${what} cannot reach Redis (${describe(error)}); ${meanwhile}`))
     }
     const onReady = () => {
-      if (!health.down) return
-      health.down = false
+      if (!down) return
+      down = false
       log(Effect.logInfo(`cacheback: ${what} is connected to Redis again`))
     }
     return Effect.acquireRelease(
       Effect.sync(() => {
         emitter.on("error", onError)
         emitter.on("ready", onReady)
-        return health
       }),
       () =>
         Effect.sync(() => {
@@ -42,12 +40,6 @@ export const watch = (
     )
   })
 
-/** What `watch` knows: whether the connection is lost (an error and no `ready` since). */
-export interface Health {
-  down: boolean
-  lastError: string
-}
-
 /**
  * For the emitters a layer creates: an `error` listener that stays until the end, because
  * they may still emit while they close, after `watch` has stopped listening.
@@ -55,6 +47,32 @@ export interface Health {
 export const neverThrow = <E extends EventEmitter>(emitter: E): E => emitter.on("error", ignore)
 
 const ignore = () => {}
+
+/**
+ * Waits for a client's first connection, or its first failure, for at most 2 seconds: so
+ * that the first reads after start-up are not misses while it connects, and that start-up
+ * does not wait for a Redis that is down.
+ */
+export const firstConnection = (client: EventEmitter & { readonly status: string }): Effect.Effect<void> =>
+  Effect.timeoutOption(
+    Effect.async<void>((resume) => {
+      if (client.status === "ready") return resume(Effect.void)
+      const done = () => {
+        stop()
+        resume(Effect.void)
+      }
+      const stop = () => {
+        client.off("ready", done)
+        client.off("error", done)
+        client.off("end", done)
+      }
+      client.once("ready", done)
+      client.once("error", done)
+      client.once("end", done)
+      return Effect.sync(stop)
+    }),
+    "2 seconds"
+  )
 
 export const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message || cause.name : typeof cause === "string" ? cause : String(cause)
