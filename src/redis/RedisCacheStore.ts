@@ -68,10 +68,12 @@ export type Options =
  */
 export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> => {
   const settings = validate(options)
-  return Effect.flatMap(
-    options.client !== undefined ? Effect.succeed(options.client) : connect(options.url, settings),
-    (client) => Effect.as(watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back"), fromClient(client, settings.prefix))
-  )
+  const client = options.client !== undefined ? given(options.client) : connect(options.url, settings)
+  return Effect.flatMap(client, (client) =>
+    Effect.as(
+      watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back"),
+      fromClient(client, settings.prefix)
+    ))
 }
 
 /**
@@ -205,6 +207,19 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
     ),
     firstConnection
   )
+
+/** A client of the caller's: used as it is, with a word when reads could wait on it. */
+const given = (client: Redis): Effect.Effect<Redis> =>
+  client.options.enableOfflineQueue !== false && client.options.commandTimeout === undefined
+    ? Effect.as(
+      Effect.logWarning(
+        "cacheback: the Redis client given to RedisCacheStore queues commands while Redis is unreachable and has no " +
+          "commandTimeout, so reads would wait for Redis instead of fetching; create it with " +
+          "{ enableOfflineQueue: false, commandTimeout: 1000 }"
+      ),
+      client
+    )
+    : Effect.succeed(client)
 
 const validate = (options: Options): Settings => {
   const where = "RedisCacheStore.layer"

@@ -165,9 +165,12 @@ describe.skipIf(!up)("RedisCacheStore", () => {
     const at = prefix("client")
     const client = rawClient()
     const job = Job.make({ name: "clientStore", fetch: (n: number) => Effect.succeed(n) })
+    const logs = captureLogs()
     return Effect.gen(function*() {
-      yield* Job.set(job, 1, 1).pipe(Effect.provide(RedisCacheStore.layer({ client, prefix: at })))
+      yield* Job.set(job, 1, 1).pipe(Effect.provide(RedisCacheStore.layer({ client, prefix: at })), Effect.provide(logs.layer))
       expect(client.status).toBe("ready")
+      // This one queues commands while Redis is down: reads would wait, and the layer says so.
+      expect(logs.lines.some((line) => line.startsWith("WARN") && line.includes("enableOfflineQueue: false"))).toBe(true)
       expect(yield* Effect.promise(() => client.exists(redisKey(at, job, 1)))).toBe(1)
       const name = `cbtest-${at}`
       const clients = () => Effect.promise(() => raw.client("LIST") as Promise<string>)
