@@ -137,13 +137,23 @@ const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Sc
     const queues = new Map<string, Queue>()
     let open = true
     yield* Effect.addFinalizer(() => Effect.sync(() => (open = false)))
-    const queueFor = (name: string): Effect.Effect<Queue> => {
-      const existing = queues.get(name)
-      if (existing !== undefined) return Effect.succeed(existing)
-      return Scope.extend(openQueue(settings, client, name), scope).pipe(
-        Effect.tap((queue) => Effect.sync(() => queues.set(name, queue)))
-      )
-    }
+    // Opened on a job's first enqueue to it; closed (before the client) with the scope.
+    const queueFor = (name: string): Effect.Effect<Queue> =>
+      Effect.suspend(() => {
+        const existing = queues.get(name)
+        if (existing !== undefined) return Effect.succeed(existing)
+        const queue = neverThrow(
+          new Queue(name, { connection: client, ...(settings.prefix !== undefined ? { prefix: settings.prefix } : {}) })
+        )
+        queues.set(name, queue)
+        return Effect.as(
+          Scope.addFinalizer(
+            scope,
+            Effect.zipRight(Effect.sync(() => (open = false)), close(() => queue.close(), () => queue.disconnect()))
+          ),
+          queue
+        )
+      })
     const options = jobOptions(settings)
     return RefreshQueue.of({
       enqueue: (task) =>
@@ -198,20 +208,6 @@ const jobOptions = (settings: Settings) => (task: Task): JobsOptions => {
     removeOnFail: settings.keepFailed
   }
 }
-
-/** A producer's BullMQ queue on the layer's client. */
-const openQueue = (settings: Settings, client: ConnectionOptions, name: string): Effect.Effect<Queue, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      neverThrow(
-        new Queue(name, {
-          connection: client,
-          ...(settings.prefix !== undefined ? { prefix: settings.prefix } : {})
-        })
-      )
-    ),
-    (queue) => close(() => queue.close(), () => queue.disconnect())
-  )
 
 /**
  * Closes a BullMQ object; when it does not close within 5 seconds (Redis unreachable),

@@ -6,8 +6,9 @@
  *   job's input schema. A task it cannot run (unknown job, undecodable input) is failed at
  *   once with the reason, kept in BullMQ's failed set, and the worker goes on.
  * - A failing fetch is retried per the job's queue options (attempts, backoff), then failed.
- * - A worker killed mid-refresh loses no task: its lock expires after `lockDuration` and
- *   another worker's stalled-job check puts the task back within `stalledInterval`.
+ * - A worker killed mid-refresh loses no task: its lock expires within `lockDuration` and
+ *   another worker's stalled-job check (every `stalledInterval`; a task is put back on the
+ *   second check that finds it unlocked) hands it to a live worker.
  *
  * @since 0.1.0
  */
@@ -44,8 +45,8 @@ export interface Options<Jobs extends ReadonlyArray<Job.Job.Any>> {
   readonly concurrency?: number
   /**
    * How long a running task stays locked to this worker without renewal (renewed every
-   * half of it). After a crash, the task goes to another worker within about
-   * `lockDuration + stalledInterval`. Default 30 seconds.
+   * half of it). After a crash, the task goes back to the queue within about
+   * `lockDuration + 2 × stalledInterval`. Default 30 seconds.
    */
   readonly lockDuration?: Duration.DurationInput
   /** How often this worker looks for tasks whose worker died. Default 30 seconds. */
