@@ -12,18 +12,18 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
-import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import type * as Types from "effect/Types"
 import { CacheStore, type Service as StoreService } from "./CacheStore.js"
 import * as Entry from "./Entry.js"
-import type { CodecError, KeyError, StoreError } from "./Errors.js"
+import { type CodecError, KeyError, type StoreError } from "./Errors.js"
 import * as Durations from "./internal/duration.js"
 import * as Metrics from "./internal/metrics.js"
 import * as SingleFlight from "./internal/singleFlight.js"
@@ -199,7 +199,17 @@ export const withKey: {
   <J extends Job.Any>(self: J, f: (input: JobInput<J>) => string): J
 } = dual(2, (self: Job.Any, f: (input: unknown) => string) => {
   assertFunction("Job.withKey", f)
-  return copy(self, { key: (input) => Either.right(`${self.name}:${f(input)}`) })
+  const start = Key.prefix(self.name)
+  return copy(self, {
+    key: (input) => {
+      const key = f(input)
+      return typeof key === "string"
+        ? Either.right(`${start}:${key}`)
+        : Either.left(
+          new KeyError({ job: self.name, path: "$", reason: `the withKey function returned ${typeof key}, not a string` })
+        )
+    }
+  })
 })
 
 /**
@@ -497,7 +507,9 @@ export const cached: {
     name: string,
     fetch: (input: I) => Effect.Effect<A, E, R>,
     options?: O
-  ): O extends { readonly syncOnMiss: false } ? Cached<I, A, E, R, A | undefined, undefined, true> : Cached<I, A, E, R>
+  ): O extends { readonly syncOnMiss?: true | undefined } ? Cached<I, A, E, R>
+    : O extends { readonly syncOnMiss: false } ? Cached<I, A, E, R, A | undefined, undefined, true>
+    : Cached<I, A, E, R, A | undefined, undefined, boolean>
 } = (...args: ReadonlyArray<any>): any => {
   if (isJob(args[0])) return toFunction(args[0])
   const [name, fetch, options = {}] = args as [string, (input: unknown) => Effect.Effect<unknown>, CachedOptions]
@@ -505,7 +517,7 @@ export const cached: {
   if (options.lifetime !== undefined) job = withLifetime(job, options.lifetime)
   if (options.refreshTimeout !== undefined) job = withRefreshTimeout(job, options.refreshTimeout)
   if (options.cacheTtl !== undefined) job = withCacheTtl(job, options.cacheTtl)
-  if (options.syncOnMiss !== undefined) job = withSyncOnMiss(job, options.syncOnMiss as false)
+  if (options.syncOnMiss !== undefined) job = withSyncOnMiss(job, options.syncOnMiss)
   if (options.syncAfter !== undefined) job = withStaleRefresh(job, { syncAfter: options.syncAfter })
   if (options.spans !== undefined) job = withSpans(job, options.spans)
   return toFunction(job)
@@ -614,6 +626,11 @@ export const getMany: {
     }
     const finish = self.processResult === undefined ? rawValue : processed
     return Effect.withFiberRuntime<Array<unknown>, unknown, unknown>((fiber) => {
+      if (spansOn(self, fiber)) {
+        return Effect.withSpan(getMany(withSpans(self, false), all), "cacheback.getMany", {
+          attributes: { "cacheback.job": self.name, "cacheback.keys": keys.length }
+        })
+      }
       const context = fiber.currentContext
       const store = Context.unsafeGet(context, self.store)
       const clock = Context.unsafeGet(fiber.currentDefaultServices, Clock.Clock)
@@ -668,7 +685,7 @@ export const refresh: {
 } = dual(
   (args) => isJob(args[0]),
   (self: Job.Any, input: unknown) =>
-    withKeyAndStore(self, input, (key, store) => fetchAndStore(self, input, key, store))
+    withKeyAndStore(self, input, "refresh", (key, store) => fetchAndStore(self, input, key, store, "log"))
 )
 
 /**
@@ -689,9 +706,9 @@ export const asyncRefresh: {
 } = dual(
   (args) => isJob(args[0]),
   (self: Job.Any, input: unknown) =>
-    withKeyAndStore(self, input, (key, store, context) =>
+    withKeyAndStore(self, input, "asyncRefresh", (key, store, context) =>
       Effect.flatMap(enqueue(self, input, key, context), (refused) =>
-        Option.isNone(refused) ? Effect.void : fetchAndStore(self, input, key, store)))
+        Option.isNone(refused) ? Effect.void : syncRefresh(self, input, key, store)))
 )
 
 /**
@@ -712,7 +729,7 @@ export const invalidate: {
 } = dual(
   (args) => isJob(args[0]),
   (self: Job.Any, input: unknown) =>
-    withKeyAndStore(self, input, (key, store, context) =>
+    withKeyAndStore(self, input, "invalidate", (key, store, context) =>
       Effect.flatMap(Effect.zip(store.get(key, self.valueSchema), Clock.currentTimeMillis), ([entry, now]) => {
         if (Option.isNone(entry)) return Effect.void
         const expiresAt = now + Duration.toMillis(self.refreshTimeout(input))
@@ -722,13 +739,13 @@ export const invalidate: {
           : Entry.pending(expiresAt)
         return store.set(key, pushed, self.cacheTtl(input), self.valueSchema).pipe(
           Effect.zipRight(enqueue(self, input, key, context)),
-          Effect.flatMap((refused) => Option.isNone(refused) ? Effect.void : fetchAndStore(self, input, key, store))
+          Effect.flatMap((refused) => Option.isNone(refused) ? Effect.void : syncRefresh(self, input, key, store))
         )
       }))
 )
 
 const deleteImpl = (self: Job.Any, input: unknown) =>
-  withKeyAndStore(self, input, (key, store) => store.delete(key))
+  withKeyAndStore(self, input, "delete", (key, store) => store.delete(key))
 
 export {
   /**
@@ -767,7 +784,7 @@ export const set: {
     self: Job<I, A, E, R, Out, Z, Async, S>
   ) => Effect.Effect<void, KeyError | StoreError | CodecError, S>
 } = dual(3, (self: Job.Any, input: unknown, value: unknown) =>
-  withKeyAndStore(self, input, (key, store) =>
+  withKeyAndStore(self, input, "set", (key, store) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       store.set(key, Entry.value(value, now, now + Duration.toMillis(self.expiry(input))), self.cacheTtl(input), self.valueSchema))))
 
@@ -787,12 +804,14 @@ export const rawGet: {
   ) => Effect.Effect<Option.Option<Entry.Entry<A>>, KeyError | StoreError, S>
 } = dual(
   (args) => isJob(args[0]),
-  (self: Job.Any, input: unknown) => withKeyAndStore(self, input, (key, store) => store.get(key, self.valueSchema))
+  (self: Job.Any, input: unknown) =>
+    withKeyAndStore(self, input, "rawGet", (key, store) => store.get(key, self.valueSchema))
 )
 
 /**
- * One attempt at a refresh: fetch, store, count. What a worker runs for a task; the queue
- * that runs it retries it.
+ * One attempt at a refresh: fetch, store, count. What a queue runs for a task (a worker, or
+ * an in-process queue), retrying it per the job's queue options: it fails when the fetch
+ * fails and when the value cannot be stored, so that a lost write is retried too.
  *
  * @since 0.1.0
  * @category operations
@@ -801,9 +820,9 @@ export const refreshTask = <I, A, E, R, Out, Z, Async extends boolean, S>(
   self: Job<I, A, E, R, Out, Z, Async, S>,
   input: I,
   key: string
-): Effect.Effect<A, E, R | S> =>
+): Effect.Effect<A, E | StoreError | CodecError, R | S> =>
   Effect.flatMap(self.store, (store) =>
-    Effect.tap(fetchAndStore(self, input, key, store), () => Metrics.bump(Metrics.forJob(self.name).refreshed)))
+    Effect.tap(fetchAndStore(self, input, key, store, "fail"), () => Metrics.bump(Metrics.forJob(self.name).refreshed)))
 
 /**
  * The job's counters (`cacheback_hits`, `cacheback_misses`, …, tagged `job=<name>`), for
@@ -827,7 +846,7 @@ const read = (job: Job.Any, input: unknown, finish: Finish): Effect.Effect<any, 
     const context = fiber.currentContext
     const store = Context.unsafeGet(context, job.store)
     const clock = Context.unsafeGet(fiber.currentDefaultServices, Clock.Clock)
-    if (job.spans || fiber.getFiberRef(currentSpans)) return traced(job, input, key.right, store, context, clock, finish)
+    if (spansOn(job, fiber)) return traced(job, input, key.right, store, context, clock, finish)
     if (store.unsafeGet !== undefined) {
       const now = clock.unsafeCurrentTimeMillis()
       return act(job, input, key.right, store, context, now, store.unsafeGet(key.right, now), finish)
@@ -861,13 +880,10 @@ const traced = (
 
 /** A store read that fails is a miss (logged and counted), never a failed read. */
 const readOne = (job: Job.Any, store: StoreService, key: string) =>
-  Effect.catchAll(store.get(key, job.valueSchema), (error) => Effect.as(storeFailed(job, error), Option.none()))
+  degrade(job, store.get(key, job.valueSchema), Option.none())
 
 const readMany = (job: Job.Any, store: StoreService, keys: ReadonlyArray<string>) =>
-  Effect.catchAll(
-    store.getMany(keys, job.valueSchema),
-    (error) => Effect.as(storeFailed(job, error), keys.map(() => Option.none()))
-  )
+  degrade(job, store.getMany(keys, job.valueSchema), keys.map(() => Option.none()))
 
 /** Carries out the decision of `Policy.decide`. */
 const act = (
@@ -899,11 +915,7 @@ const carryOut = (
     }
     case "Fetch": {
       Metrics.bump(decision.status === "miss" ? counters.misses : counters.staleHits)
-      Metrics.bump(counters.syncFetches)
-      return Effect.map(
-        SingleFlight.run(store, key, Effect.suspend(() => fetchAndStore(job, input, key, store))),
-        (value) => finish(job, input, value, decision.status, true)
-      )
+      return Effect.map(syncRefresh(job, input, key, store), (value) => finish(job, input, value, decision.status, true))
     }
     case "ServeEmpty": {
       Metrics.bump(counters.misses)
@@ -950,7 +962,7 @@ const writeThenEnqueue = (
         ? Effect.succeedNone
         : Effect.asSome(syncRefresh(job, input, key, store)).pipe(
           Effect.catchAllCause((cause) =>
-            Effect.as(
+            Cause.isInterruptedOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : Effect.as(
               Effect.logWarning(`cacheback: job "${job.name}": the synchronous refresh of "${key}" failed`, cause),
               Option.none()
             )
@@ -976,8 +988,9 @@ const enqueue = (
     input,
     inputSchema: job.inputSchema,
     options: job.queueOptions,
-    // The caller's whole context: everything `fetch` and the store need.
-    refresh: Effect.provide(backgroundRefresh(job, input, key), context) as Effect.Effect<void>
+    // One attempt with the caller's whole context (what `fetch` and the store need), in a
+    // scope of its own: the caller's scope (a request's) may be long closed when it runs.
+    refresh: Effect.provide(Effect.scoped(refreshTask(job, input, key)), context) as Effect.Effect<void, unknown>
   }
   return Effect.matchEffect(Context.unsafeGet(context, RefreshQueue).enqueue(task), {
     onFailure: (error) =>
@@ -993,77 +1006,90 @@ const enqueue = (
 }
 
 /**
- * A refresh run by an in-process queue: `refreshTask`, retried per the job's queue
- * options; a last failure (or a defect) is logged and counted and leaves the entry as it
- * was.
+ * A fetch while the caller waits, shared by every concurrent caller of the key in this
+ * process (single flight); counted once, by the fetch that runs.
  */
-const backgroundRefresh = (job: Job.Any, input: unknown, key: string): Effect.Effect<void, never, any> =>
-  refreshTask(job, input, key).pipe(
-    Effect.retry(retrySchedule(job.queueOptions)),
-    Effect.withSpan("cacheback.refresh", { attributes: { "cacheback.job": job.name, "cacheback.key": key } }),
-    Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.zipRight(
-        Effect.sync(() => Metrics.bump(Metrics.forJob(job.name).refreshFailures)),
-        Effect.logWarning(`cacheback: job "${job.name}": the refresh of "${key}" failed; the entry stays as it was`, cause)
-      )
-    ),
-    Effect.asVoid
+const syncRefresh = (job: Job.Any, input: unknown, key: string, store: StoreService): Effect.Effect<any, any, any> =>
+  SingleFlight.run(
+    store,
+    key,
+    Effect.suspend(() => {
+      Metrics.bump(Metrics.forJob(job.name).syncFetches)
+      return fetchAndStore(job, input, key, store, "log")
+    })
   )
 
-const retrySchedule = (options: QueueOptions): Schedule.Schedule<unknown> => {
-  const retries = Math.max(0, (options.attempts ?? defaultAttempts) - 1)
-  const delay = options.backoff?.delay ?? defaultBackoff
-  const base: Schedule.Schedule<unknown> = options.backoff?.type === "fixed"
-    ? Schedule.spaced(delay)
-    : Schedule.exponential(delay)
-  return Schedule.intersect(base, Schedule.recurs(retries))
-}
-
-const defaultAttempts = 3
-const defaultBackoff = 1000
-
-const syncRefresh = (job: Job.Any, input: unknown, key: string, store: StoreService) =>
-  Effect.zipRight(Effect.sync(() => Metrics.bump(Metrics.forJob(job.name).syncFetches)), fetchAndStore(job, input, key, store))
-
-/** Fetches (with a `cacheback.fetch` span), stores with the job's expiry, returns the value. */
-const fetchAndStore = (job: Job.Any, input: unknown, key: string, store: StoreService): Effect.Effect<any, any, any> =>
+/**
+ * Fetches (with a `cacheback.fetch` span), stores with the job's expiry, returns the value.
+ * A failed write is logged (a read goes on) or fails the effect (a refresh is retried).
+ */
+const fetchAndStore = (
+  job: Job.Any,
+  input: unknown,
+  key: string,
+  store: StoreService,
+  onWriteError: "log" | "fail"
+): Effect.Effect<any, any, any> =>
   job.fetch(input).pipe(
     Effect.withSpan("cacheback.fetch", { attributes: { "cacheback.job": job.name, "cacheback.key": key } }),
     Effect.flatMap((value) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.as(
-          write(job, store, key, Entry.value(value, now, now + Duration.toMillis(job.expiry(input))), job.cacheTtl(input)),
-          value
-        ))
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const entry = Entry.value(value, now, now + Duration.toMillis(job.expiry(input)))
+        const stored = onWriteError === "log"
+          ? write(job, store, key, entry, job.cacheTtl(input))
+          : store.set(key, entry, job.cacheTtl(input), job.valueSchema)
+        return Effect.as(stored, value)
+      })
     )
   )
 
-/** A failed write is logged and counted; the read goes on. */
+/** A failed write (or a store that dies) is logged and counted; the read goes on. */
 const write = (
   job: Job.Any,
   store: StoreService,
   key: string,
   entry: Entry.Entry<unknown>,
   ttl: Duration.Duration
-): Effect.Effect<void> => Effect.catchAll(store.set(key, entry, ttl, job.valueSchema), (error) => storeFailed(job, error))
+): Effect.Effect<void> => degrade(job, store.set(key, entry, ttl, job.valueSchema), undefined)
 
-const storeFailed = (job: Job.Any, error: StoreError | CodecError): Effect.Effect<void> =>
-  Effect.zipRight(
-    Effect.sync(() => Metrics.bump(Metrics.forJob(job.name).storeErrors)),
-    Effect.logWarning(`cacheback: job "${job.name}": ${error.message}`)
-  )
+/**
+ * A store fault met by a read: logged and counted, and `fallback` in its place. Defects of
+ * a store count too; an interruption goes on being one.
+ */
+const degrade = <A, B>(job: Job.Any, effect: Effect.Effect<A, StoreError | CodecError>, fallback: B) =>
+  Effect.catchAllCause(effect, (cause): Effect.Effect<A | B> => {
+    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    const failure = Cause.failureOption(cause)
+    const message = Option.isSome(failure) ? failure.value.message : `the cache store died: ${Cause.pretty(cause)}`
+    return Effect.as(
+      Effect.zipRight(
+        Effect.sync(() => Metrics.bump(Metrics.forJob(job.name).storeErrors)),
+        Effect.logWarning(`cacheback: job "${job.name}": ${message}`)
+      ),
+      fallback
+    )
+  })
 
+/** The key and the store of an operation, in a `cacheback.<operation>` span when asked. */
 const withKeyAndStore = <A, E, R>(
   job: Job.Any,
   input: unknown,
+  operation: string,
   f: (key: string, store: StoreService, context: Context.Context<never>) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | KeyError, R> =>
   Effect.withFiberRuntime((fiber) => {
     const key = job.key(input)
     if (key._tag === "Left") return Effect.fail(key.left)
     const context = fiber.currentContext
-    return f(key.right, Context.unsafeGet(context, job.store), context)
+    const effect = f(key.right, Context.unsafeGet(context, job.store), context)
+    return spansOn(job, fiber)
+      ? Effect.withSpan(effect, `cacheback.${operation}`, {
+        attributes: { "cacheback.job": job.name, "cacheback.key": key.right }
+      })
+      : effect
   })
+
+const spansOn = (job: Job.Any, fiber: Fiber.RuntimeFiber<any, any>) => job.spans || fiber.getFiberRef(currentSpans)
 
 // -----------------------------------------------------------------------------
 // Helpers
@@ -1090,6 +1116,9 @@ const durationOrFunction = (
   typeof value === "function" ? Durations.decodeWith(where, value) : constant(Durations.decode(where, value))
 
 const queueOptions = (options: QueueOptionsInput): QueueOptions => {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Job.withQueueOptions: expected { queue?, priority?, attempts?, backoff? }, got ${options}`)
+  }
   const { attempts, backoff, priority, queue } = options
   if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1)) {
     throw new RangeError(`Job.withQueueOptions: expected attempts to be a positive integer, got ${attempts}`)

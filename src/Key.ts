@@ -98,26 +98,38 @@ class UnkeyableInput {
 const unkeyable = (path: string, reason: string) => new UnkeyableInput(path, reason)
 
 /**
+ * The first part of every key of the job called `name`: the name with `%` and `:` escaped,
+ * so that the first `:` of a key ends the name and two jobs never share a key (a job
+ * `"user"` keying an input `"settings"` and a void job `"user:settings"`).
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const prefix = (name: string): string =>
+  name.includes("%") || name.includes(":") ? name.replace(/%/g, "%25").replace(/:/g, "%3A") : name
+
+/**
  * The key of `input` for the job called `name`.
  *
  * @since 0.1.0
  * @category keys
  */
 export const make = (name: string, input: unknown): Either.Either<string, KeyError> => {
-  if (input === undefined) return Either.right(name)
+  if (input === undefined) return Either.right(prefix(name))
   return Either.match(canonical(input), {
     onLeft: ({ path, reason }) => Either.left(new KeyError({ job: name, path, reason })),
-    onRight: (encoded) => Either.right(`${name}:${digest(encoded)}`)
+    onRight: (encoded) => Either.right(`${prefix(name)}:${digest(encoded)}`)
   })
 }
 
 /**
  * The key function of a job: `make`, with inputs that are not plain data first encoded by
- * the job's input schema, and the keys of recent primitive inputs remembered.
+ * the job's input schema, and recent keys remembered.
  *
  * A SHA-256 costs ~340 ns here, half of a whole memory hit; hits repeat the same inputs, so
- * a small memo of primitive inputs takes it off the hit path. The memo is bounded and
- * simply starts over when full.
+ * small memos take it off the hit path: one by primitive input (which skips the encoding
+ * too), one by canonical encoding (for objects, which must still be encoded). Both are
+ * bounded and simply start over when full.
  *
  * @since 0.1.0
  * @category keys
@@ -126,36 +138,42 @@ export const derive = <I>(
   name: string,
   inputSchema?: Schema.Schema<I, any, never>
 ): (input: I) => Either.Either<string, KeyError> => {
-  const memo = new Map<unknown, Either.Either<string, KeyError>>()
+  const byPrimitive = new Map<unknown, Either.Either<string, KeyError>>()
+  const byEncoding = new Map<string, Either.Either<string, KeyError>>()
   const encodeInput = inputSchema === undefined ? undefined : Schema.encodeEither(inputSchema)
+  const start = prefix(name)
+  const keyOf = (value: unknown): Either.Either<string, KeyError> => {
+    if (value === undefined) return Either.right(start)
+    const encoded = canonical(value)
+    if (Either.isLeft(encoded)) return Either.left(new KeyError({ job: name, ...encoded.left }))
+    return remember(byEncoding, encoded.right, () => Either.right(`${start}:${digest(encoded.right)}`))
+  }
   return (input) => {
     const type = typeof input
-    const primitive = type === "string" || type === "number" || type === "boolean" || type === "bigint"
-    if (primitive) {
-      const known = memo.get(input)
-      if (known !== undefined) return known
+    if (type === "string" || type === "number" || type === "boolean" || type === "bigint") {
+      return remember(byPrimitive, input, () => keyOf(input))
     }
-    let key: Either.Either<string, KeyError>
-    if (encodeInput !== undefined && !primitive && input !== undefined && input !== null) {
-      const encoded = encodeInput(input)
-      key = Either.isLeft(encoded)
-        ? Either.left(
-          new KeyError({
-            job: name,
-            path: "$",
-            reason: `the input schema rejects it (${ParseResult.TreeFormatter.formatErrorSync(encoded.left)})`
-          })
-        )
-        : make(name, encoded.right)
-    } else {
-      key = make(name, input)
-    }
-    if (primitive) {
-      if (memo.size >= memoCapacity) memo.clear()
-      memo.set(input, key)
-    }
-    return key
+    if (encodeInput === undefined || input === undefined || input === null) return keyOf(input)
+    const encoded = encodeInput(input)
+    return Either.isLeft(encoded)
+      ? Either.left(
+        new KeyError({
+          job: name,
+          path: "$",
+          reason: `the input schema rejects it (${ParseResult.TreeFormatter.formatErrorSync(encoded.left)})`
+        })
+      )
+      : keyOf(encoded.right)
   }
+}
+
+const remember = <K, V>(memo: Map<K, V>, key: K, compute: () => V): V => {
+  const known = memo.get(key)
+  if (known !== undefined) return known
+  const value = compute()
+  if (memo.size >= memoCapacity) memo.clear()
+  memo.set(key, value)
+  return value
 }
 
 const memoCapacity = 4096

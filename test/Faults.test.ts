@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option, Ref, TestClock } from "effect"
+import { Cause, Effect, Fiber, Layer, Option, Ref, TestClock } from "effect"
 import { CacheStore, Entry, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
 import { captureLogs, count, counting, faultyStore, refusingQueue } from "./support/kit.js"
 
@@ -104,6 +104,64 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       const failing = Job.make({ name: "asyncRefreshFallbackFails", fetch: (_: string) => Effect.fail("boom" as const) })
       expect(yield* Effect.flip(Job.asyncRefresh(failing, "alan"))).toBe("boom")
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
+
+  it.effect("when the queue refuses, concurrent stale reads still share one synchronous refresh", () =>
+    withFaultyStore(() =>
+      Effect.gen(function*() {
+        let fetches = 0
+        const job = Job.make({
+          name: "refusedStampede",
+          fetch: (_: string) => Effect.zipRight(Effect.sleep("100 millis"), Effect.sync(() => ++fetches))
+        })
+        yield* Job.set(job, "k", 0)
+        yield* TestClock.setTime(600_001)
+        const readers = yield* Effect.fork(
+          Effect.all(Array.from({ length: 50 }, () => Job.get(job, "k")), { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust("100 millis")
+        // Readers that came after the write-back were answered the stale value as a hit.
+        expect((yield* Fiber.join(readers)).every((value) => value === 0 || value === 1)).toBe(true)
+        expect(fetches).toBe(1)
+        expect(yield* count(Job.metrics(job).syncFetches)).toBe(1)
+      })
+    ).pipe(Effect.provide(refusingQueue)))
+
+  it.effect("a refresh whose value cannot be stored fails, is retried, and counts as failed", () =>
+    withFaultyStore(({ faults }) =>
+      Effect.gen(function*() {
+        const f = counting()
+        const job = Job.make({ name: "refreshWriteFails", fetch: f.fetch }).pipe(
+          Job.withQueueOptions({ attempts: 2, backoff: { type: "fixed", delay: "1 second" } })
+        )
+        yield* Job.get(job, "k")
+        yield* TestClock.setTime(600_001)
+        yield* Job.get(job, "k")
+        yield* Ref.set(faults, { failReads: false, failWrites: true })
+        const exit = yield* Effect.exit(Job.refreshTask(job, "k", Option.getOrThrow(Option.getRight(job.key("k")))))
+        expect(exit._tag === "Failure" && Cause.failureOption(exit.cause).pipe(Option.map((e) => (e as { _tag: string })._tag)))
+          .toEqual(Option.some("StoreError"))
+        const drained = yield* Effect.fork(TestRefreshQueue.drain)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(drained)
+        expect(f.calls()).toBe(4) // the first read, the direct attempt, and two attempts of the queued refresh
+        expect(yield* count(Job.metrics(job).refreshed)).toBe(0)
+        expect(yield* count(Job.metrics(job).refreshFailures)).toBe(1)
+      })
+    ).pipe(Effect.provide(RefreshQueue.layerTest)))
+
+  it.effect("a store that dies (a defect) counts as a miss too", () =>
+    Effect.gen(function*() {
+      const dying: CacheStore.Service = {
+        get: () => Effect.die(new Error("driver bug")),
+        getMany: () => Effect.die(new Error("driver bug")),
+        set: () => Effect.die(new Error("driver bug")),
+        delete: () => Effect.die(new Error("driver bug"))
+      }
+      const job = Job.make({ name: "storeDies", fetch: counting().fetch })
+      expect(yield* Job.lookup(job, "k").pipe(Effect.provideService(CacheStore.CacheStore, dying)))
+        .toEqual({ value: "k#1", status: "miss", syncFetch: true })
+      expect(yield* count(Job.metrics(job).storeErrors)).toBe(2)
+    }).pipe(Effect.provide(RefreshQueue.layerTest)))
 
   it.effect("a background refresh that fails leaves the stale entry, is logged and counted", () => {
     const logs = captureLogs()

@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Context, Deferred, Duration, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { CacheStore, Entry, Job, KeyError, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
-import { counting, testLayer } from "./support/kit.js"
+import { count, counting, testLayer } from "./support/kit.js"
 
 const raw = <A>(job: Job.Job<string, A, any, any, any, any, any>, input: string) =>
   Effect.map(Job.rawGet(job, input), Option.getOrNull)
@@ -45,6 +45,8 @@ describe("Job.make and the combinators (SPEC §1)", () => {
       ["a string that is no duration", () => Job.withLifetime(job, "5 potatoes" as Duration.DurationInput), /got "5 potatoes" \(not a duration\)/],
       ["a negative syncAfter", () => Job.withStaleRefresh(job, { syncAfter: -1 }), /Job\.withStaleRefresh syncAfter: .*got -1/],
       ["zero attempts", () => Job.withQueueOptions(job, { attempts: 0 }), /Job\.withQueueOptions: expected attempts .* got 0/],
+      ["no queue options", () => Job.withQueueOptions(job, null as never), /Job\.withQueueOptions: expected \{ queue\?, priority\?, attempts\?, backoff\? \}, got null/],
+      ["a duration tuple holding NaN", () => Job.withLifetime(job, [Number.NaN, 0]), /Job\.withLifetime: .*got \[NaN, 0\] \(not finite\)/],
       [
         "withSyncOnMiss after withProcessResult",
         () => Job.withSyncOnMiss(Job.withProcessResult(job, (n) => n + 1) as never, false),
@@ -144,18 +146,27 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "hit", syncFetch: undefined })
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("a pending marker enqueues again once it expires", () =>
+  it.effect("a pending marker enqueues again once it expires (its refresh failed)", () =>
     Effect.gen(function*() {
-      const job = Job.make({ name: "lifecycle", fetch: counting().fetch }).pipe(Job.withSyncOnMiss(false))
-      yield* Job.get(job, "alan")
-      yield* TestRefreshQueue.pending.pipe(Effect.andThen(() => TestRefreshQueue.drain), Effect.asVoid)
-      yield* Job.delete(job, "alan")
+      const job = Job.make({
+        name: "pendingAgain",
+        fetch: (_: string): Effect.Effect<string, string> => Effect.fail("upstream down")
+      }).pipe(
+        Job.withSyncOnMiss(false),
+        Job.withQueueOptions({ attempts: 1 })
+      )
+      const enqueued = Job.metrics(job).enqueued
       yield* Job.get(job, "alan")
       expect(yield* raw(job, "alan")).toEqual(Entry.pending(60_000))
-      yield* TestClock.adjust("61 seconds")
+      expect(yield* TestRefreshQueue.drain).toBe(1)
+      yield* TestClock.adjust("60 seconds")
       expect(yield* Job.get(job, "alan")).toBeUndefined()
-      expect(yield* raw(job, "alan")).toEqual(Entry.pending(121_000))
+      expect(yield* pendingKeys).toEqual([])
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Job.get(job, "alan")).toBeUndefined()
+      expect(yield* raw(job, "alan")).toEqual(Entry.pending(120_001))
       expect(yield* pendingKeys).toEqual(["alan"])
+      expect(yield* count(enqueued)).toBe(2)
     }).pipe(Effect.provide(testLayer)))
 
   it.effect("hit: the stored value, no fetch, nothing queued", () =>
@@ -197,7 +208,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
   it.effect("repeated stale reads within the refresh timeout queue one refresh", () =>
     Effect.gen(function*() {
       const f = counting()
-      const job = Job.make({ name: "lifecycle", fetch: f.fetch })
+      const job = Job.make({ name: "staleRepeated", fetch: f.fetch })
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(600_001)
       const statuses: Array<string> = []
@@ -207,19 +218,24 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       }
       expect(statuses).toEqual(["stale", ...Array(9).fill("hit")])
       expect(yield* pendingKeys).toEqual(["alan"])
+      expect(yield* count(Job.metrics(job).enqueued)).toBe(1)
+      expect(yield* count(Job.metrics(job).deduplicated)).toBe(0)
       expect(f.calls()).toBe(1)
     }).pipe(Effect.provide(testLayer)))
 
   it.effect("stale reads after the refresh timeout queue again (the first refresh never ran)", () =>
     Effect.gen(function*() {
-      const job = Job.make({ name: "lifecycle", fetch: counting().fetch })
+      const job = Job.make({ name: "staleAgain", fetch: counting().fetch })
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(600_001)
       yield* Job.get(job, "alan")
-      yield* TestRefreshQueue.pending
+      expect(yield* pendingKeys).toEqual(["alan"])
       yield* TestClock.adjust("61 seconds")
       expect((yield* Job.lookup(job, "alan")).status).toBe("stale")
       expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 721_001))
+      // Asked twice; the test queue collapsed the second into the waiting first.
+      expect(yield* count(Job.metrics(job).enqueued)).toBe(1)
+      expect(yield* count(Job.metrics(job).deduplicated)).toBe(1)
     }).pipe(Effect.provide(testLayer)))
 
   it.effect("invalidate on a miss does nothing", () =>
@@ -235,14 +251,16 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
   it.effect("invalidate on a hit keeps the value until now + refresh timeout and queues one refresh", () =>
     Effect.gen(function*() {
       const f = counting()
-      const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(Job.withRefreshTimeout("30 seconds"))
+      const job = Job.make({ name: "invalidateHit", fetch: f.fetch }).pipe(Job.withRefreshTimeout("30 seconds"))
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(5_000)
       yield* Job.invalidate(job, "alan")
       expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 35_000))
       expect(yield* pendingKeys).toEqual(["alan"])
+      expect(yield* count(Job.metrics(job).enqueued)).toBe(1)
       yield* Job.invalidate(job, "alan")
       expect(yield* pendingKeys).toEqual(["alan"])
+      expect(yield* count(Job.metrics(job).deduplicated)).toBe(1)
       yield* TestRefreshQueue.drain
       expect(yield* Job.get(job, "alan")).toBe("alan#2")
     }).pipe(Effect.provide(testLayer)))
@@ -291,6 +309,28 @@ describe("the other combinators", () => {
       yield* Job.get(a, { id: 7, name: "alan" })
       expect(yield* Job.get(a, { id: 7, name: "renamed" })).toBe("a:alan")
       expect(yield* Job.get(b, { id: 7, name: "alan" })).toBe("b:alan")
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("two jobs never share a key, even when one's name looks like another's key", () =>
+    Effect.gen(function*() {
+      const section = Job.make({ name: "user", fetch: (name: string) => Effect.succeed(`section ${name}`) }).pipe(
+        Job.withKey((name) => name)
+      )
+      const settings = Job.make({ name: "user:settings", fetch: () => Effect.succeed("theme: dark") })
+      expect(yield* Job.get(section, "settings")).toBe("section settings")
+      expect(yield* Job.get(settings)).toBe("theme: dark")
+      expect(section.key("settings")).not.toEqual(settings.key(undefined))
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a withKey function that returns no string is a KeyError", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "badKey", fetch: (_: string) => Effect.succeed(1) }).pipe(
+        Job.withKey(() => undefined as unknown as string)
+      )
+      expect(yield* Effect.flip(Job.get(job, "x"))).toMatchObject({
+        _tag: "KeyError",
+        reason: "the withKey function returned undefined, not a string"
+      })
     }).pipe(Effect.provide(testLayer)))
 
   it.effect("withKey keys inputs that have no canonical encoding", () =>
@@ -492,6 +532,10 @@ describe("the operations (SPEC §2)", () => {
         Effect.Effect<string | undefined, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
       >()
       expect(yield* lazy("bob")).toBeUndefined()
+      const maybe = Job.cached("maybeTweets", f.fetch, { syncOnMiss: Math.random() < 2 })
+      expectTypeOf(maybe).returns.toEqualTypeOf<
+        Effect.Effect<string | undefined, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+      >()
       const fromJob = Job.cached(tweets.job)
       expect(yield* fromJob("alan")).toBe("alan#1")
     }).pipe(Effect.provide(testLayer)))
@@ -530,6 +574,32 @@ describe("single flight (SPEC §3)", () => {
       expect(yield* raw(job, "k")).toMatchObject({ value: "v" })
     }).pipe(Effect.provide(testLayer)))
 
+  it.live("a reader interrupted at any step never leaves its key waiting on a fetch that never runs", () =>
+    Effect.gen(function*() {
+      let fetches = 0
+      const job = Job.make({ name: "flightWedge", fetch: (_: string) => Effect.sync(() => ++fetches) })
+      for (const ops of [10, 11, 12, 13, 16]) {
+        for (let steps = 0; steps < 30; steps++) {
+          const key = `k${ops}-${steps}`
+          const reader = yield* Effect.fork(Job.get(job, key).pipe(Effect.withMaxOpsBeforeYield(ops)))
+          for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+          yield* Fiber.interrupt(reader)
+          const again = yield* Job.get(job, key).pipe(Effect.timeout("2 seconds"), Effect.option)
+          expect(Option.isSome(again), key).toBe(true)
+        }
+      }
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a shared fetch counts as one synchronous fetch", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "flightCounted", fetch: (_: string) => Effect.as(Effect.sleep("1 second"), 1) })
+      const readers = yield* Effect.fork(Effect.all(Array.from({ length: 50 }, () => Job.get(job, "k")), { concurrency: "unbounded" }))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(readers)
+      expect(yield* count(Job.metrics(job).syncFetches)).toBe(1)
+      expect(yield* count(Job.metrics(job).misses)).toBe(50)
+    }).pipe(Effect.provide(testLayer)))
+
   it.effect("two stores never share a flight", () =>
     Effect.gen(function*() {
       let calls = 0
@@ -546,6 +616,32 @@ describe("single flight (SPEC §3)", () => {
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(both)
       expect(calls).toBe(2)
+    }).pipe(Effect.provide(testLayer)))
+})
+
+describe("background refreshes", () => {
+  it.effect("run in a scope of their own, not in the scope of the read that queued them", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const connection = Effect.acquireRelease(
+        Effect.sync(() => events.push("acquire")),
+        () => Effect.sync(() => events.push("release"))
+      )
+      let open = false
+      const job = Job.make({
+        name: "scopedFetch",
+        fetch: (_: string) =>
+          Effect.zipRight(
+            Effect.zipRight(connection, Effect.sync(() => (open = true))),
+            Effect.sync(() => events.push(events.at(-1) === "acquire" && open ? "query on an open connection" : "query"))
+          )
+      })
+      yield* Effect.scoped(Job.get(job, "k"))
+      events.length = 0
+      yield* TestClock.setTime(600_001)
+      yield* Effect.scoped(Job.get(job, "k")) // the request's scope closes here, before the refresh runs
+      yield* TestRefreshQueue.drain
+      expect(events).toEqual(["acquire", "query on an open connection", "release"])
     }).pipe(Effect.provide(testLayer)))
 })
 

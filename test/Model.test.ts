@@ -23,8 +23,12 @@ type Op =
   | { readonly op: "delete"; readonly key: string }
   | { readonly op: "advance"; readonly by: number | "lifetime" | "refreshTimeout" | "syncAfter" | "cacheTtl" }
   | { readonly op: "drain" }
+  | { readonly op: "outage"; readonly down: boolean }
 
 const EMPTY = "(empty)"
+const FAILED = { value: "(failed)", status: "failed" }
+
+class Down {}
 
 /** The reference: SPEC §3 read literally, over a map of entries with backend deadlines. */
 class Model {
@@ -33,10 +37,13 @@ class Model {
   readonly versions = new Map<string, number>()
   readonly entries = new Map<string, { entry: Entry.Entry<string>; deadline: number }>()
   queue: Array<string> = []
+  down = false
   constructor(readonly config: Config) {}
 
+  /** Counts the attempt; while the upstream is down it fails and nothing is stored. */
   fetch(key: string) {
     this.fetches++
+    if (this.down) throw new Down()
     const version = (this.versions.get(key) ?? 0) + 1
     this.versions.set(key, version)
     return `${key}#${version}`
@@ -59,6 +66,14 @@ class Model {
   }
 
   get(key: string): { value: string; status: string } {
+    try {
+      return this.read_(key)
+    } catch (error) {
+      if (error instanceof Down) return FAILED
+      throw error
+    }
+  }
+  read_(key: string): { value: string; status: string } {
     const { refreshTimeout, syncAfter, syncOnMiss } = this.config
     const entry = this.read(key)
     if (entry === undefined || entry._tag === "Pending") {
@@ -93,7 +108,13 @@ class Model {
     while (this.queue.length > 0) {
       const batch = this.queue
       this.queue = []
-      for (const key of batch) this.fetchAndStore(key)
+      for (const key of batch) {
+        try {
+          this.fetchAndStore(key)
+        } catch (error) {
+          if (!(error instanceof Down)) throw error
+        }
+      }
     }
   }
 }
@@ -121,7 +142,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       ({ op: "advance", by }) as const
     )
   },
-  { weight: 2, arbitrary: fc.constant({ op: "drain" } as const) }
+  { weight: 2, arbitrary: fc.constant({ op: "drain" } as const) },
+  { weight: 1, arbitrary: fc.boolean().map((down) => ({ op: "outage", down }) as const) }
 )
 
 describe("Job against a reference model of SPEC §3", () => {
@@ -132,17 +154,20 @@ describe("Job against a reference model of SPEC §3", () => {
       Effect.gen(function*() {
         const model = new Model(config)
         let fetches = 0
+        let down = false
         const versions = new Map<string, number>()
         let job = Job.make({
           name: "model",
           fetch: (key: string) =>
-            Effect.sync(() => {
+            Effect.suspend(() => {
               fetches++
+              if (down) return Effect.fail("upstream down")
               const version = (versions.get(key) ?? 0) + 1
               versions.set(key, version)
-              return `${key}#${version}`
+              return Effect.succeed(`${key}#${version}`)
             })
         }).pipe(
+          Job.withQueueOptions({ attempts: 1 }),
           Job.withSyncOnMiss(config.syncOnMiss),
           Job.withEmpty(() => EMPTY),
           Job.withLifetime(config.lifetime),
@@ -155,8 +180,9 @@ describe("Job against a reference model of SPEC §3", () => {
           const where = `step ${step}: ${JSON.stringify(action)} at ${model.now} ms`
           switch (action.op) {
             case "get": {
-              const { status, value } = yield* Job.lookup(job, action.key)
-              expect({ value, status }, where).toEqual(model.get(action.key))
+              const found = yield* Effect.either(Job.lookup(job, action.key))
+              const got = found._tag === "Left" ? FAILED : { value: found.right.value, status: found.right.status }
+              expect(got, where).toEqual(model.get(action.key))
               break
             }
             case "set":
@@ -180,6 +206,10 @@ describe("Job against a reference model of SPEC §3", () => {
             case "drain":
               yield* TestRefreshQueue.drain
               model.drain()
+              break
+            case "outage":
+              down = action.down
+              model.down = action.down
               break
           }
           expect(fetches, where).toBe(model.fetches)

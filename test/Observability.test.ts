@@ -98,6 +98,39 @@ describe("spans (SPEC §3): opt-in on reads, always on fetches and refreshes", (
       })
     }).pipe(Effect.provide(layer)))
 
+  it.effect("withSpans: a span around every other operation too", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "spansEveryOp", fetch: counting().fetch }).pipe(Job.withSpans())
+      const spans = yield* recordingSpans(Effect.all([
+        Job.set(job, "a", "v"),
+        Job.rawGet(job, "a"),
+        Job.getMany(job, ["a"]),
+        Job.invalidate(job, "a"),
+        Job.asyncRefresh(job, "a"),
+        Job.refresh(job, "a"),
+        Job.delete(job, "a")
+      ]))
+      expect(spans.map((span) => span.name)).toEqual([
+        "cacheback.set",
+        "cacheback.rawGet",
+        "cacheback.getMany",
+        "cacheback.invalidate",
+        "cacheback.asyncRefresh",
+        "cacheback.refresh",
+        "cacheback.fetch",
+        "cacheback.delete"
+      ])
+      expect(spans[0]!.attributes).toMatchObject({ "cacheback.job": "spansEveryOp" })
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("without withSpans, those operations start no span", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "spansNoOps", fetch: counting().fetch })
+      yield* Job.set(job, "a", "v")
+      const spans = yield* recordingSpans(Effect.all([Job.rawGet(job, "a"), Job.getMany(job, ["a"]), Job.delete(job, "a")]))
+      expect(spans).toEqual([])
+    }).pipe(Effect.provide(layer)))
+
   it.effect("layerSpans turns them on for every job", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "spansLayer", fetch: counting().fetch })

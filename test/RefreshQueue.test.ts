@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Layer, Ref, Scope, TestClock } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } from "effect"
 import { RefreshQueue, TestRefreshQueue } from "effect-cacheback"
 
-const task = (key: string, refresh: Effect.Effect<void>): RefreshQueue.Task => ({
+const task = (key: string, refresh: Effect.Effect<void, unknown>): RefreshQueue.Task => ({
   job: "queueTest",
   key,
   input: key,
@@ -56,7 +56,7 @@ describe("RefreshQueue.layerMemory", () => {
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(RefreshQueue.layerMemory({ concurrency: 1 }), scope)
-      const queue = context.pipe((ctx) => ctx.unsafeMap.get(RefreshQueue.RefreshQueue.key) as RefreshQueue.Service)
+      const queue = Context.get(context, RefreshQueue.RefreshQueue)
       const interrupted = yield* Deferred.make<void>()
       const started = yield* Deferred.make<void>()
       yield* queue.enqueue(task("k", Deferred.succeed(started, undefined).pipe(
@@ -68,6 +68,70 @@ describe("RefreshQueue.layerMemory", () => {
       yield* Deferred.await(interrupted)
       const error = yield* Effect.flip(queue.enqueue(task("k", Effect.void)))
       expect(error.message).toMatch(/the refresh queue is shut down/)
+    }))
+
+  it.scoped("the owed run uses the newest task, with its own input", () =>
+    Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      const inputs: Array<unknown> = []
+      const gate = yield* Deferred.make<void>()
+      const first = { ...task("k", Effect.zipRight(Effect.sync(() => inputs.push("first")), Deferred.await(gate))), input: "first" }
+      const second = { ...task("k", Effect.sync(() => void inputs.push("second"))), input: "second" }
+      yield* queue.enqueue(first)
+      yield* Effect.yieldNow()
+      expect(yield* queue.enqueue(second)).toBe("enqueued")
+      yield* Deferred.succeed(gate, undefined)
+      for (let i = 0; i < 10 && inputs.length < 2; i++) yield* Effect.yieldNow()
+      expect(inputs).toEqual(["first", "second"])
+    }).pipe(Effect.provide(RefreshQueue.layerMemory({ concurrency: 1 }))))
+
+  it.scoped("a refresh waiting to retry holds no slot: other keys go on", () =>
+    Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      const ran: Array<string> = []
+      const flaky = { ...task("flaky", Effect.zipRight(Effect.sync(() => ran.push("flaky")), Effect.fail("down"))), options: { attempts: 3, backoff: { type: "fixed" as const, delay: 10_000 } } }
+      yield* queue.enqueue(flaky)
+      for (let i = 0; i < 5 && ran.length < 1; i++) yield* Effect.yieldNow()
+      yield* queue.enqueue(task("healthy", Effect.sync(() => void ran.push("healthy"))))
+      for (let i = 0; i < 5 && ran.length < 2; i++) yield* Effect.yieldNow()
+      expect(ran).toEqual(["flaky", "healthy"])
+    }).pipe(Effect.provide(RefreshQueue.layerMemory({ concurrency: 1 }))))
+
+  it.scoped("beyond its capacity an enqueue fails (the caller then refreshes synchronously)", () =>
+    Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      yield* queue.enqueue(task("a", Effect.never))
+      yield* queue.enqueue(task("b", Effect.never))
+      const error = yield* Effect.flip(queue.enqueue(task("c", Effect.void)))
+      expect(error.message).toMatch(/the refresh queue is full \(2 keys wait or run\)/)
+    }).pipe(Effect.provide(RefreshQueue.layerMemory({ concurrency: 1, capacity: 2 }))))
+
+  it.live("an enqueue interrupted at any step never leaves its key collapsed into nothing", () =>
+    Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      for (const ops of [10, 11, 12, 16]) {
+        for (let steps = 0; steps < 30; steps++) {
+          const ran = yield* Deferred.make<void>()
+          const key = `k${ops}-${steps}`
+          const signal = task(key, Deferred.succeed(ran, undefined))
+          const enqueuing = yield* Effect.fork(queue.enqueue(signal).pipe(Effect.withMaxOpsBeforeYield(ops)))
+          for (let i = 0; i < steps; i++) yield* Effect.yieldNow()
+          yield* Fiber.interrupt(enqueuing)
+          // Whatever the interrupted enqueue left, after a second one a refresh of the key runs.
+          yield* queue.enqueue(signal)
+          expect(Option.isSome(yield* Effect.timeoutOption(Deferred.await(ran), "2 seconds")), key).toBe(true)
+        }
+      }
+    }).pipe(Effect.scoped, Effect.provide(RefreshQueue.layerMemory({ concurrency: 4 }))))
+
+  it.effect("a refresh queued from an uninterruptible region still stops when the layer closes", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(RefreshQueue.layerMemory({ concurrency: 1 }), scope)
+      const queue = Context.get(context, RefreshQueue.RefreshQueue)
+      yield* Effect.uninterruptible(queue.enqueue(task("k", Effect.never)))
+      yield* Effect.yieldNow()
+      yield* Scope.close(scope, Exit.void)
     }))
 
   it("rejects a concurrency that is not a positive integer, at once", () => {

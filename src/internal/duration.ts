@@ -16,6 +16,7 @@ export const decode = (where: string, input: Duration.DurationInput): Duration.D
   if (typeof input === "number" && (Number.isNaN(input) || input < 0)) return fail("negative or NaN")
   if (typeof input === "bigint" && input < 0n) return fail("negative")
   if (typeof input === "string" && /^\s*-/.test(input)) return fail("negative")
+  if (Array.isArray(input) && !input.every((part) => Number.isFinite(part))) return fail("not finite")
   if (Array.isArray(input) && (input[0] < 0 || input[1] < 0)) return fail("negative")
   const decoded = Duration.decodeUnknown(input)
   if (Option.isNone(decoded)) return fail("not a duration")

@@ -21,31 +21,38 @@ const flights = globalValue(
 export const run = <A, E, R>(
   owner: object,
   key: string,
-  effect: Effect.Effect<A, E, R>
+  effect: Effect.Effect<A, E, R>,
+  onJoin?: () => void
 ): Effect.Effect<A, E, R> =>
-  Effect.suspend(() => {
-    let byKey = flights.get(owner)
-    if (byKey === undefined) {
-      byKey = new Map()
-      flights.set(owner, byKey)
-    }
-    const inFlight = byKey.get(key)
-    if (inFlight !== undefined) {
-      return Deferred.await(inFlight as Deferred.Deferred<A, E>)
-    }
-    const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
-    const table = byKey
-    table.set(key, deferred)
-    return Effect.forkDaemon(
-      Effect.exit(effect).pipe(
-        Effect.flatMap((exit) => {
-          table.delete(key)
-          return Deferred.done(deferred, exit)
-        }),
-        Effect.onInterrupt(() => {
-          table.delete(key)
-          return Deferred.interrupt(deferred)
-        })
-      )
-    ).pipe(Effect.zipRight(Deferred.await(deferred)))
-  })
+  // Registering the flight and forking its fiber happen with no interruption in between:
+  // a flight registered but never started would make every later read of the key wait.
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      let byKey = flights.get(owner)
+      if (byKey === undefined) {
+        byKey = new Map()
+        flights.set(owner, byKey)
+      }
+      const inFlight = byKey.get(key)
+      if (inFlight !== undefined) {
+        onJoin?.()
+        return restore(Deferred.await(inFlight as Deferred.Deferred<A, E>))
+      }
+      const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
+      const table = byKey
+      table.set(key, deferred)
+      return Effect.forkDaemon(
+        Effect.interruptible(effect).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            table.delete(key)
+            return Deferred.done(deferred, exit)
+          }),
+          Effect.onInterrupt(() => {
+            table.delete(key)
+            return Deferred.interrupt(deferred)
+          })
+        )
+      ).pipe(Effect.zipRight(restore(Deferred.await(deferred))))
+    })
+  )
