@@ -1061,14 +1061,30 @@ const degrade = <A, B>(job: Job.Any, effect: Effect.Effect<A, StoreError | Codec
     if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
     const failure = Cause.failureOption(cause)
     const message = Option.isSome(failure) ? failure.value.message : `the cache store died: ${Cause.pretty(cause)}`
-    return Effect.as(
-      Effect.zipRight(
-        Effect.sync(() => Metrics.bump(Metrics.forJob(job.name).storeErrors)),
-        Effect.logWarning(`cacheback: job "${job.name}": ${message}`)
-      ),
-      fallback
-    )
+    Metrics.bump(Metrics.forJob(job.name).storeErrors)
+    return Effect.as(warnThrottled(job.name, message), fallback)
   })
+
+/**
+ * During an outage every read meets the fault: one warning per job every 10 seconds says
+ * so, with how many were not logged (`cacheback_store_errors` counts them all).
+ */
+const warnThrottled = (job: string, message: string): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const last = storeWarnings.get(job)
+    if (last !== undefined && now >= last.at && now - last.at < 10_000) {
+      last.unlogged++
+      return Effect.void
+    }
+    storeWarnings.set(job, { at: now, unlogged: 0 })
+    const more = last !== undefined && last.unlogged > 0 ? ` (and ${last.unlogged} more store faults since the last warning)` : ""
+    return Effect.logWarning(`cacheback: job "${job}": ${message}${more}`)
+  })
+
+const storeWarnings = globalValue(
+  Symbol.for("effect-cacheback/storeWarnings"),
+  () => new Map<string, { at: number; unlogged: number }>()
+)
 
 /** The key and the store of an operation, in a `cacheback.<operation>` span when asked. */
 const withKeyAndStore = <A, E, R>(

@@ -28,6 +28,23 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
     ).pipe(Effect.provide(Layer.merge(RefreshQueue.layerTest, logs.layer)))
   })
 
+  it.effect("during an outage a job warns once every 10 seconds, and counts every fault", () => {
+    const logs = captureLogs()
+    return withFaultyStore(({ faults }) =>
+      Effect.gen(function*() {
+        yield* Ref.set(faults, { failReads: true, failWrites: true })
+        const job = Job.make({ name: "outageLogs", fetch: counting().fetch })
+        for (let i = 0; i < 5; i++) yield* Job.get(job, "k")
+        yield* TestClock.adjust("10 seconds")
+        yield* Job.get(job, "k")
+        const warnings = logs.lines.filter((line) => line.includes("outageLogs"))
+        expect(warnings).toHaveLength(2)
+        expect(warnings[1]).toMatch(/and 9 more store faults since the last warning/)
+        expect(yield* count(Job.metrics(job).storeErrors)).toBe(12)
+      })
+    ).pipe(Effect.provide(Layer.merge(RefreshQueue.layerTest, logs.layer)))
+  })
+
   it.effect("a failing store write is logged and counted; the fetched value is still returned", () => {
     const logs = captureLogs()
     return withFaultyStore(({ faults }) =>

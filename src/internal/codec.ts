@@ -60,8 +60,12 @@ const plain: EntryCodec<unknown> = {
   }
 }
 
-/** Where a value stops being JSON that parses back to itself, or undefined when it is. */
-const notJson = (value: unknown, path: string): string | undefined => {
+/**
+ * Where a value stops being JSON that parses back to itself (`$.at is an instance of
+ * Date`), or `undefined` when it is. Stores and task queues refuse such a value when it is
+ * written, rather than have it come back as something else.
+ */
+export const notJson = (value: unknown, path: string = "$"): string | undefined => {
   switch (typeof value) {
     case "string":
     case "boolean":

@@ -19,7 +19,14 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { EnqueueError } from "../Errors.js"
-import { type Enqueued, type QueueOptions, RefreshQueue, type Task } from "../RefreshQueue.js"
+import {
+  defaultAttempts,
+  defaultBackoff,
+  type Enqueued,
+  type QueueOptions,
+  RefreshQueue,
+  type Task
+} from "../RefreshQueue.js"
 import { connect, isConnected } from "./internal/bullConnection.js"
 import { describe, neverThrow } from "./internal/connection.js"
 import { integer, nonEmpty, positiveMillis } from "./internal/options.js"
@@ -99,13 +106,7 @@ export const layer = (options: Options): Layer.Layer<RefreshQueue | BullRefreshQ
  * @since 0.1.0
  * @category defaults
  */
-export const defaultAttempts = 3
-
-/**
- * @since 0.1.0
- * @category defaults
- */
-export const defaultBackoff = { type: "exponential", delay: 1000 } as const
+export { defaultAttempts, defaultBackoff } from "../RefreshQueue.js"
 
 // -----------------------------------------------------------------------------
 

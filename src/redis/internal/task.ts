@@ -4,7 +4,7 @@ import * as Schema from "effect/Schema"
 import type * as Job from "../../Job.js"
 import type { Task } from "../../RefreshQueue.js"
 import { TaskDecodeError, UnknownJobError } from "../Errors.js"
-import { whereNotJson } from "./json.js"
+import { notJson } from "../../internal/codec.js"
 
 /**
  * What a BullMQ task carries: the job's name, the cache key, and the input encoded by the
@@ -29,7 +29,7 @@ export const encode = (task: Task): Either.Either<TaskData, string> => {
   return Either.flatMap(
     Either.mapLeft(encoder(schema)(task.input), (error) => `the input schema rejects the input: ${format(error)}`),
     (input) => {
-      const unsafe = whereNotJson(input)
+      const unsafe = notJson(input)
       return unsafe === undefined
         ? Either.right({ job: task.job, key: task.key, input })
         : Either.left(`the encoded input is not JSON (${unsafe}); use an input schema that encodes to JSON`)
