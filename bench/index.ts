@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
 import { machine, rows } from "./harness.js"
 import { memory } from "./memory.js"
+import { redis } from "./redis.js"
 
 const report = () => {
   const table = rows.map((row) =>
@@ -27,7 +28,7 @@ const report = () => {
   ].join("\n")
 }
 
-Effect.runPromise(memory).then(() => {
+Effect.runPromise(Effect.zipRight(memory, redis)).then(() => {
   writeFileSync("BENCHMARKS.md", report())
   console.log("wrote BENCHMARKS.md")
 })

@@ -23,6 +23,7 @@ import { CodecError, StoreError } from "../Errors.js"
 import * as Codec from "../internal/codec.js"
 import { firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
 import { nonEmpty, positiveMillis } from "./internal/options.js"
+import * as Reads from "./internal/reads.js"
 
 /**
  * Where the store finds Redis: a `url` (the layer creates the client and closes it with its
@@ -90,12 +91,18 @@ export const layer = (options: Options): Layer.Layer<CacheStore> => Layer.scoped
 
 const fromClient = (client: Redis, prefix: string): Service => {
   const at = prefix + ":"
+  const reads = Reads.make(client)
   const get = <A>(key: string, schema: Schema.Schema<A, any, never> | undefined) =>
     Effect.async<Option.Option<Entry.Entry<A>>, StoreError>((resume) => {
-      client.get(at + key).then(
-        (text) => resume(text === null ? Effect.succeedNone : decode(Codec.forSchema(schema), key, text)),
-        (cause) => resume(Effect.fail(new StoreError({ operation: "get", key, cause })))
-      )
+      const cancel = reads.get(at + key, (cause, text) =>
+        resume(
+          cause !== undefined
+            ? Effect.fail(new StoreError({ operation: "get", key, cause }))
+            : text === null
+            ? Effect.succeedNone
+            : decode(Codec.forSchema(schema), key, text)
+        ))
+      return Effect.sync(cancel)
     })
   const getMany = <A>(keys: ReadonlyArray<string>, schema: Schema.Schema<A, any, never> | undefined) =>
     keys.length === 0 ? Effect.succeed([]) : Effect.async<ReadonlyArray<Option.Option<Entry.Entry<A>>>, StoreError>(
@@ -186,15 +193,15 @@ interface Settings {
 /**
  * A client that never makes a read wait for Redis: no offline queue (a command while
  * disconnected fails at once), no retry of a command cut by a lost connection, a timeout
- * for a connection that hangs. Concurrent commands of one tick share a pipeline. The layer
- * waits for the first connection (or its failure) so that the first reads are not misses.
+ * for a connection that hangs. No auto-pipelining: concurrent reads share round trips
+ * through `internal/reads` instead, without delaying a lone read. The layer waits for the
+ * first connection (or its failure) so that the first reads are not misses.
  */
 const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, Scope.Scope> =>
   Effect.tap(
     Effect.acquireRelease(
       Effect.sync(() =>
         neverThrow(new Redis(url, {
-          enableAutoPipelining: true,
           enableOfflineQueue: false,
           maxRetriesPerRequest: 0,
           commandTimeout: settings.commandTimeout,

@@ -118,6 +118,34 @@ describe.skipIf(!up)("RedisCacheStore", () => {
     }).pipe(Effect.scoped, Effect.provide(store(at)))
   })
 
+  it.live("concurrent reads share round trips: 64 readers, one MGET a round; a lone reader, one GET a read", () => {
+    const at = prefix("batch")
+    const job = Job.make({ name: "batchStore", fetch: (n: number) => Effect.succeed(n) })
+    return Effect.gen(function*() {
+      yield* Effect.forEach(Array.from({ length: 64 }, (_, i) => i), (i) => Job.set(job, i, i), { discard: true })
+      const monitor = yield* Effect.acquireRelease(Effect.promise(() => raw.duplicate().monitor()), (m) =>
+        Effect.sync(() => m.disconnect()))
+      const seen: Array<{ command: string; keys: number }> = []
+      monitor.on("monitor", (_time: string, args: ReadonlyArray<string>) => {
+        const keys = args.slice(1).filter((arg) => arg.startsWith(`${at}:`)).length
+        if (keys > 0) seen.push({ command: args[0].toLowerCase(), keys })
+      })
+      // 64 fibers, three reads each: after the first round they read again together.
+      const readers = Array.from({ length: 64 }, (_, i) =>
+        Effect.forEach([0, 1, 2], () => Job.get(job, i), { discard: true }))
+      yield* Effect.all(readers, { concurrency: "unbounded", discard: true })
+      yield* Effect.promise(() => raw.ping())
+      yield* Effect.sleep("100 millis")
+      expect(seen.reduce((keys, command) => keys + command.keys, 0)).toBe(192)
+      expect(seen.length).toBeLessThanOrEqual(6)
+      seen.length = 0
+      for (let i = 0; i < 5; i++) yield* Job.get(job, i)
+      yield* Effect.promise(() => raw.ping())
+      yield* Effect.sleep("100 millis")
+      expect(seen).toEqual(Array.from({ length: 5 }, () => ({ command: "get", keys: 1 })))
+    }).pipe(Effect.scoped, Effect.provide(store(at)))
+  })
+
   it.live("an entry that does not decode is a miss, logged and counted, and the fetch overwrites it", () => {
     const at = prefix("corrupt")
     const f = counting()
