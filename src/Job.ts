@@ -639,12 +639,13 @@ export const getMany: {
         (entries) => {
           // Hits are answered here; only the rest need effects (a fiber each).
           const now = clock.unsafeCurrentTimeMillis()
+          const counters = Metrics.forJob(self.name)
           const values: Array<unknown> = new Array(all.length)
           const rest: Array<[number, Policy.Decision<unknown>]> = []
           for (let i = 0; i < all.length; i++) {
             const decision = Policy.decide(entries[i]!, now, self, all[i])
             if (decision._tag === "Hit") {
-              Metrics.bump(Metrics.forJob(self.name).hits)
+              Metrics.bump(counters.hits)
               values[i] = finish(self, all[i], decision.value, "hit", undefined)
             } else {
               rest.push([i, decision])

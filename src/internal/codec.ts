@@ -48,12 +48,13 @@ const plain: EntryCodec<unknown> = {
       ? Either.right(entry)
       : Either.left(`the value is not JSON-safe (${unsafe}); give the job a value schema with Job.withSchema({ value })`)
   },
+  // The parsed JSON is the entry itself once its shape is checked: no copy on the hit path.
   decode: (json) => {
     const entry = json as Record<string, unknown> | null
     if (typeof entry === "object" && entry !== null && typeof entry.expiresAt === "number") {
-      if (entry._tag === "Pending") return Either.right(Entry.pending(entry.expiresAt))
+      if (entry._tag === "Pending") return Either.right(entry as unknown as Entry.Pending)
       if (entry._tag === "Value" && "value" in entry && typeof entry.fetchedAt === "number") {
-        return Either.right(Entry.value(entry.value, entry.fetchedAt, entry.expiresAt))
+        return Either.right(entry as unknown as Entry.Value<unknown>)
       }
     }
     return Either.left("it is not an entry written by effect-cacheback")

@@ -12,13 +12,12 @@ import type { Redis } from "ioredis"
  * hits here.
  */
 export interface Reads {
-  readonly get: (key: string, done: (error: unknown, text: string | null) => void) => () => void
+  readonly get: (key: string, done: (error: unknown, text: string | null) => void) => void
 }
 
 interface Waiting {
   readonly key: string
   readonly done: (error: unknown, text: string | null) => void
-  cancelled: boolean
 }
 
 /** The most keys in one `MGET`: larger batches wait for the next round trip. */
@@ -32,12 +31,10 @@ export const make = (client: Redis): Reads => {
     scheduled = false
     send()
   }
-  const send = (): void => {
+  const send = () => {
     if (inFlight || waiting.length === 0) return
-    const batch = waiting.length <= maxBatch ? waiting : waiting.slice(0, maxBatch)
+    const live = waiting.length <= maxBatch ? waiting : waiting.slice(0, maxBatch)
     waiting = waiting.length <= maxBatch ? [] : waiting.slice(maxBatch)
-    const live = batch.filter((read) => !read.cancelled)
-    if (live.length === 0) return send()
     inFlight = true
     const answered = (error: unknown, texts: ReadonlyArray<string | null> | null | undefined) => {
       inFlight = false
@@ -59,12 +56,8 @@ export const make = (client: Redis): Reads => {
   }
   return {
     get: (key, done) => {
-      const read: Waiting = { key, done, cancelled: false }
-      waiting.push(read)
+      waiting.push({ key, done })
       if (!scheduled) send()
-      return () => {
-        read.cancelled = true
-      }
     }
   }
 }
