@@ -3,7 +3,8 @@
  * process, a few rounds each, and the medians are compared. Results are rows of a table
  * that is printed and written to BENCHMARKS.md.
  */
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
+import { Job } from "effect-cacheback"
 import * as os from "node:os"
 
 export interface Row {
@@ -48,7 +49,7 @@ export const compare = <E1, R1, E2, R2>(options: {
     yield* options.baseline
     const ours: Array<number> = []
     const baseline: Array<number> = []
-    for (let round = 0; round < (options.rounds ?? 5); round++) {
+    for (let round = 0; round < (options.rounds ?? 7); round++) {
       ours.push(yield* rate(options.ops, options.ours))
       baseline.push(yield* rate(options.ops, options.baseline))
     }
@@ -61,3 +62,18 @@ export const perSecond = (n: number) =>
 export const machine = () =>
   `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
   `Node ${process.version}, ${os.platform()} ${os.release()}`
+
+/**
+ * 10,000 concurrent reads of one key that just went stale: how many refreshes they queue
+ * (the job's `enqueued` counter). `job` must store its value with a lifetime of 0.
+ */
+export const staleStorm = <R>(section: string, what: string, job: Job.Job<string, number, never, never>, seed: Effect.Effect<unknown, unknown, R>) =>
+  Effect.gen(function*() {
+    yield* seed
+    yield* Effect.sleep("2 millis")
+    const enqueued = Job.metrics(job).enqueued
+    const before = (yield* Metric.value(enqueued)).count
+    yield* Effect.all(Array.from({ length: 10_000 }, () => Job.get(job, "hot")), { concurrency: "unbounded" })
+    const tasks = (yield* Metric.value(enqueued)).count - before
+    record({ section, what, ours: `${tasks} task`, baseline: "—", ratio: "—", target: "exactly 1 task", met: tasks === 1 })
+  })

@@ -16,7 +16,7 @@ const report = () => {
     "# Benchmarks",
     "",
     "Written by `npm run bench` (`node --expose-gc --import tsx bench/index.ts`). Each path and its",
-    "baseline run alternately in one process, five rounds each after a warm-up; the table shows",
+    "baseline run alternately in one process, seven rounds each after a warm-up; the table shows",
     "the medians and their ratio.",
     "",
     `Machine: ${machine()}. Run: ${new Date().toISOString()}.`,

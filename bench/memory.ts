@@ -2,9 +2,9 @@
  * In-process paths: memory hits against Effect's Cache.get, stampedes on the memory queue,
  * and the heap of a store that has seen a million keys.
  */
-import { Cache, Effect, Layer, Metric } from "effect"
+import { Cache, Effect, Layer } from "effect"
 import { CacheStore, Job, RefreshQueue } from "effect-cacheback"
-import { compare, perSecond, record } from "./harness.js"
+import { compare, perSecond, record, staleStorm } from "./harness.js"
 
 const keys = Array.from({ length: 1_000 }, (_, i) => `user:${i}`)
 const passes = 500 // 500 × 1,000 keys = 500,000 reads a round
@@ -55,27 +55,11 @@ const missStorm = Effect.gen(function*() {
   })
 })
 
-const staleStorm = Effect.gen(function*() {
-  const job = Job.make({ name: "bench.staleStorm", fetch: (_: string) => Effect.succeed(1) }).pipe(
-    Job.withLifetime(0),
-    Job.withRefreshTimeout("1 minute")
-  )
-  yield* Job.get(job, "hot")
-  yield* Effect.sleep("2 millis")
-  const enqueued = Job.metrics(job).enqueued
-  const before = (yield* Metric.value(enqueued)).count
-  yield* Effect.all(Array.from({ length: 10_000 }, () => Job.get(job, "hot")), { concurrency: "unbounded" })
-  const tasks = (yield* Metric.value(enqueued)).count - before
-  record({
-    section: "memory",
-    what: "storm: 10,000 concurrent stale reads of one key, memory queue",
-    ours: `${tasks} task`,
-    baseline: "—",
-    ratio: "—",
-    target: "exactly 1 task",
-    met: tasks === 1
-  })
-})
+const storm = Job.make({ name: "bench.staleStorm", fetch: (_: string) => Effect.succeed(1) }).pipe(
+  Job.withLifetime(0),
+  Job.withRefreshTimeout("1 minute")
+)
+const staleStormMemory = staleStorm("memory", "storm: 10,000 concurrent stale reads of one key, memory queue", storm, Job.get(storm, "hot"))
 
 const heap = Effect.gen(function*() {
   const gc = (globalThis as { gc?: () => void }).gc
@@ -106,6 +90,6 @@ const heap = Effect.gen(function*() {
   })
 })
 
-export const memory = Effect.all([hits, missStorm, staleStorm, heap], { discard: true }).pipe(
+export const memory = Effect.all([hits, missStorm, staleStormMemory, heap], { discard: true }).pipe(
   Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10_000 }), RefreshQueue.layerMemory({ concurrency: 4 })))
 )

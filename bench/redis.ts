@@ -6,7 +6,7 @@ import { Clock, Effect, Layer, Metric, Option, Schema } from "effect"
 import { Redis } from "ioredis"
 import { Job } from "effect-cacheback"
 import { BullRefreshQueue, RedisCacheStore, RefreshWorker } from "effect-cacheback/redis"
-import { compare, perSecond, record } from "./harness.js"
+import { compare, perSecond, record, staleStorm } from "./harness.js"
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 const prefix = `bench:${process.pid}`
@@ -99,23 +99,7 @@ const staleJob = Job.make({ name: "bench.bull", fetch: (_: string) => Effect.suc
   Job.withSchema({ input: Schema.String })
 )
 
-const bullStorm = Effect.gen(function*() {
-  yield* Job.set(staleJob, "hot", 0)
-  yield* Effect.sleep("2 millis")
-  const enqueued = Job.metrics(staleJob).enqueued
-  const before = (yield* Metric.value(enqueued)).count
-  yield* Effect.all(Array.from({ length: 10_000 }, () => Job.get(staleJob, "hot")), { concurrency: "unbounded" })
-  const tasks = (yield* Metric.value(enqueued)).count - before
-  record({
-    section: "bullmq",
-    what: "storm: 10,000 concurrent stale reads of one key",
-    ours: `${tasks} task`,
-    baseline: "—",
-    ratio: "—",
-    target: "exactly 1 task",
-    met: tasks === 1
-  })
-})
+const bullStorm = staleStorm("bullmq", "storm: 10,000 concurrent stale reads of one key", staleJob, Job.set(staleJob, "hot", 0))
 
 /** From a stale read to the refreshed value being readable, with a worker in this process. */
 const refreshLatency = Effect.gen(function*() {
