@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
@@ -29,8 +30,8 @@ import * as Reads from "./internal/reads.js"
  * Where the store finds Redis: a `url` (the layer creates the client and closes it with its
  * scope) or a `client` of yours (left open).
  *
- * A client of yours should have `enableOfflineQueue: false` and a `commandTimeout`, as the
- * one the layer creates does: otherwise reads wait while Redis is unreachable.
+ * A client of yours should have `enableOfflineQueue: false`, as the one the layer creates
+ * does: otherwise reads wait out the `commandTimeout` while Redis is unreachable.
  *
  * @since 0.1.0
  * @category models
@@ -44,8 +45,8 @@ export type Options =
     /** Namespace of the entries: a job's key `k` is stored at `<prefix>:k`. */
     readonly prefix: string
     /**
-     * For a client made from `url`: a command that takes longer fails (a read becomes a
-     * miss). Default 1 second.
+     * A store command that takes longer fails (a read becomes a miss, a write is logged).
+     * Default 1 second. Applies to a client of yours too.
      */
     readonly commandTimeout?: Duration.DurationInput
     /**
@@ -70,11 +71,16 @@ export type Options =
 export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> => {
   const settings = validate(options)
   const client = options.client !== undefined ? given(options.client) : connect(options.url, settings)
-  return Effect.flatMap(client, (client) =>
-    Effect.as(
-      watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back"),
-      fromClient(client, settings.prefix)
-    ))
+  return Effect.flatMap(Effect.zip(client, Effect.clock), ([client, clock]) => {
+    const store = fromClient(client, settings.prefix, settings.commandTimeout, () => clock.unsafeCurrentTimeMillis())
+    return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
+      // Looks for an overdue read round trip four times per timeout.
+      Effect.zipRight(Effect.forkScoped(
+        Effect.repeat(Effect.sync(store.expireReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 4)))
+      )),
+      Effect.as(store.service)
+    )
+  })
 }
 
 /**
@@ -89,9 +95,14 @@ export const layer = (options: Options): Layer.Layer<CacheStore> => Layer.scoped
 // The store. A hit is one GET and no Effect.gen; many keys are one MGET.
 // -----------------------------------------------------------------------------
 
-const fromClient = (client: Redis, prefix: string): Service => {
+const fromClient = (client: Redis, prefix: string, timeout: number, now: () => number) => {
   const at = prefix + ":"
-  const reads = Reads.make(client)
+  const reads = Reads.make(client, { timeout, now })
+  const overdue = (operation: StoreError["operation"], key: string) => ({
+    duration: timeout,
+    onTimeout: () =>
+      new StoreError({ operation, key, cause: new Error(`Redis did not answer within ${timeout} ms`) })
+  })
   const get = <A>(key: string, schema: Schema.Schema<A, any, never> | undefined) =>
     // No canceler: a reader that is interrupted leaves its key in the batch, and Effect
     // drops the answer; registering one per read cost ~10% of concurrent hits.
@@ -113,7 +124,7 @@ const fromClient = (client: Redis, prefix: string): Service => {
           (cause) => resume(Effect.fail(new StoreError({ operation: "getMany", key: describeKeys(keys), cause })))
         )
       }
-    )
+    ).pipe(Effect.timeoutFail(overdue("getMany", describeKeys(keys))))
   const set = <A>(
     key: string,
     entry: Entry.Entry<A>,
@@ -128,14 +139,17 @@ const fromClient = (client: Redis, prefix: string): Service => {
       return command("set", key, () =>
         Number.isFinite(millis)
           ? client.set(at + key, text, "PX", Math.max(1, Math.ceil(millis)))
-          : client.set(at + key, text))
+          : client.set(at + key, text)).pipe(Effect.timeoutFail(overdue("set", key)))
     })
-  return CacheStore.of({
-    get,
-    getMany,
-    set,
-    delete: (key) => command("delete", key, () => client.del(at + key))
-  })
+  return {
+    service: CacheStore.of({
+      get,
+      getMany,
+      set,
+      delete: (key) => command("delete", key, () => client.del(at + key)).pipe(Effect.timeoutFail(overdue("delete", key)))
+    }),
+    expireReads: reads.expire
+  }
 }
 
 const command = (operation: "set" | "delete", key: string, run: () => Promise<unknown>) =>
@@ -205,7 +219,6 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
         neverThrow(new Redis(url, {
           enableOfflineQueue: false,
           maxRetriesPerRequest: 0,
-          commandTimeout: settings.commandTimeout,
           connectTimeout: Math.max(settings.commandTimeout, 1000),
           retryStrategy: retryStrategy(settings.reconnectDelay),
           ...settings.redisOptions
@@ -218,12 +231,11 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
 
 /** A client of the caller's: used as it is, with a word when reads could wait on it. */
 const given = (client: Redis): Effect.Effect<Redis> =>
-  client.options.enableOfflineQueue !== false && client.options.commandTimeout === undefined
+  client.options.enableOfflineQueue !== false
     ? Effect.as(
       Effect.logWarning(
-        "cacheback: the Redis client given to RedisCacheStore queues commands while Redis is unreachable and has no " +
-          "commandTimeout, so reads would wait for Redis instead of fetching; create it with " +
-          "{ enableOfflineQueue: false, commandTimeout: 1000 }"
+        "cacheback: the Redis client given to RedisCacheStore queues commands while Redis is unreachable, so reads " +
+          "would wait for the store's commandTimeout before fetching; create it with { enableOfflineQueue: false }"
       ),
       client
     )
