@@ -847,17 +847,32 @@ const read = (job: Job.Any, input: unknown, finish: Finish): Effect.Effect<any, 
     const context = fiber.currentContext
     const store = Context.unsafeGet(context, job.store)
     const clock = Context.unsafeGet(fiber.currentDefaultServices, Clock.Clock)
-    if (spansOn(job, fiber)) return traced(job, input, key.right, store, context, clock, finish)
-    if (store.unsafeGet !== undefined) {
-      const now = clock.unsafeCurrentTimeMillis()
-      return act(job, input, key.right, store, context, now, store.unsafeGet(key.right, now), finish)
-    }
-    return Effect.flatMap(
-      readOne(job, store, key.right),
-      (entry) => act(job, input, key.right, store, context, clock.unsafeCurrentTimeMillis(), entry, finish)
-    )
+    return spansOn(job, fiber)
+      ? traced(job, input, key.right, store, context, clock, finish)
+      : lookupIn(job, input, key.right, store, context, clock, finish)
   })
 
+/** Reads the entry (synchronously where the store can) and carries out the decision. */
+const lookupIn = (
+  job: Job.Any,
+  input: unknown,
+  key: string,
+  store: StoreService,
+  context: Context.Context<never>,
+  clock: Clock.Clock,
+  finish: Finish
+): Effect.Effect<unknown, unknown, any> => {
+  if (store.unsafeGet !== undefined) {
+    const now = clock.unsafeCurrentTimeMillis()
+    return act(job, input, key, store, context, now, store.unsafeGet(key, now), finish)
+  }
+  return Effect.flatMap(
+    readOne(job, store, key),
+    (entry) => act(job, input, key, store, context, clock.unsafeCurrentTimeMillis(), entry, finish)
+  )
+}
+
+/** `lookupIn` in a `cacheback.get` span that records the status it found. */
 const traced = (
   job: Job.Any,
   input: unknown,
@@ -872,8 +887,7 @@ const traced = (
     status = found
     return finish(job, input, value, found, syncFetch)
   }
-  return readOne(job, store, key).pipe(
-    Effect.flatMap((entry) => act(job, input, key, store, context, clock.unsafeCurrentTimeMillis(), entry, noted)),
+  return lookupIn(job, input, key, store, context, clock, noted).pipe(
     Effect.tap(() => Effect.annotateCurrentSpan("cacheback.status", status)),
     Effect.withSpan("cacheback.get", { attributes: { "cacheback.job": job.name, "cacheback.key": key } })
   )

@@ -114,12 +114,21 @@ export const prefix = (name: string): string =>
  * @since 0.1.0
  * @category keys
  */
-export const make = (name: string, input: unknown): Either.Either<string, KeyError> => {
-  if (input === undefined) return Either.right(prefix(name))
-  return Either.match(canonical(input), {
-    onLeft: ({ path, reason }) => Either.left(new KeyError({ job: name, path, reason })),
-    onRight: (encoded) => Either.right(`${prefix(name)}:${digest(encoded)}`)
-  })
+export const make = (name: string, input: unknown): Either.Either<string, KeyError> =>
+  keyWith(name, prefix(name), digest, input)
+
+/** The key of `value` under `start` (the job's prefix), hashing its encoding with `hashOf`. */
+const keyWith = (
+  name: string,
+  start: string,
+  hashOf: (encoded: string) => string,
+  value: unknown
+): Either.Either<string, KeyError> => {
+  if (value === undefined) return Either.right(start)
+  const encoded = canonical(value)
+  return Either.isLeft(encoded)
+    ? Either.left(new KeyError({ job: name, ...encoded.left }))
+    : Either.right(`${start}:${hashOf(encoded.right)}`)
 }
 
 /**
@@ -139,15 +148,11 @@ export const derive = <I>(
   inputSchema?: Schema.Schema<I, any, never>
 ): (input: I) => Either.Either<string, KeyError> => {
   const byPrimitive = new Map<unknown, Either.Either<string, KeyError>>()
-  const byEncoding = new Map<string, Either.Either<string, KeyError>>()
+  const byEncoding = new Map<string, string>()
   const encodeInput = inputSchema === undefined ? undefined : Schema.encodeEither(inputSchema)
   const start = prefix(name)
-  const keyOf = (value: unknown): Either.Either<string, KeyError> => {
-    if (value === undefined) return Either.right(start)
-    const encoded = canonical(value)
-    if (Either.isLeft(encoded)) return Either.left(new KeyError({ job: name, ...encoded.left }))
-    return remember(byEncoding, encoded.right, () => Either.right(`${start}:${digest(encoded.right)}`))
-  }
+  const hashOf = (encoded: string) => remember(byEncoding, encoded, () => digest(encoded))
+  const keyOf = (value: unknown) => keyWith(name, start, hashOf, value)
   return (input) => {
     const type = typeof input
     if (type === "string" || type === "number" || type === "boolean" || type === "bigint") {
