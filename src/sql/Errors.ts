@@ -7,7 +7,12 @@ import * as Schema from "effect/Schema"
 
 /**
  * A filter that does not fit the model: a field the model does not have, an unknown lookup,
- * or an operand that is not a value of its field. Raised before any SQL runs.
+ * or an operand that is not a value of its field. Or one the database would refuse or answer
+ * wrongly: NaN, ±Infinity or an invalid Date (on every database); more bound parameters than
+ * the database takes in one statement (65,535 on PostgreSQL, 32,766 on SQLite and any other
+ * dialect; every `in` value, comparison and pattern, and the LIMIT, is one); a string holding
+ * NUL on PostgreSQL, or in a `startsWith`/`endsWith`/`contains` pattern on SQLite. Raised
+ * before any SQL runs.
  *
  * @since 0.1.0
  * @category errors

@@ -142,10 +142,14 @@ export type QueryError = FilterError | SqlError | ParseResult.ParseError
  * of `model`: cacheback's `QuerySetGetJob`. No row fails with `NotFound`, several with
  * `MultipleFound`; neither is cached.
  *
- * Named after the model and the table (`QueryJob.get(User, "users")`), so that every process
- * builds the same job and keys; carries codecs for its filter and its rows, so that it
- * stores in Redis and refreshes on remote workers as it is. Throws at once for an empty
- * table name or a model without fields.
+ * Named after the model, the fingerprint of its fields and the table:
+ * `QueryJob.get(User#k3F9aQ2xL0pZ7mWc, "users")`. The fingerprint (16 characters of
+ * base64url) hashes the shape the model's rows encode to: field names, optionality and
+ * types, never annotations. So every process builds the same job and keys for the same
+ * model, and two models named `User` with other fields (one with a `secret`) never share
+ * entries. Carries codecs for its filter and its rows, so that it stores in Redis and
+ * refreshes on remote workers as it is. Throws at once for an empty table name or a model
+ * without fields.
  *
  * @since 0.1.0
  * @category constructors
@@ -157,7 +161,7 @@ export const get = <M extends Model>(
   const source = Source.make("QueryJob.get", model, options?.table)
   const decodeRow = Schema.decodeUnknown(model as Schema.Schema<Schema.Schema.Type<M>, unknown>)
   const job = Job.make({
-    name: `QueryJob.get(${source.identifier}, ${JSON.stringify(source.table)})`,
+    name: `QueryJob.get(${source.name}, ${JSON.stringify(source.table)})`,
     fetch: (filter: Filter<M>) =>
       query(source, filter, { orderBy: [], limit: 2 }, (
         rows,
@@ -174,9 +178,11 @@ export const get = <M extends Model>(
 /**
  * A job that reads the rows of `table` that match its filter, decoded into instances of
  * `model`, in `orderBy` order (the database's own without it), at most `limit` of them:
- * cacheback's `QuerySetFilterJob`. Named after the model, the table and the options; throws
- * at once for an empty table name, a model without fields, an `orderBy` field the model does
- * not have, or a `limit` that is not a positive integer.
+ * cacheback's `QuerySetFilterJob`. Named after the model and its fingerprint (as for `get`),
+ * the table and the options: `QueryJob.filter(User#k3F9aQ2xL0pZ7mWc, "users", { orderBy:
+ * ["-id"], limit: 5 })`, the braces only when an option is given. Throws at once for an
+ * empty table name, a model without fields, an `orderBy` field the model does not have, or
+ * a `limit` that is not a positive integer.
  *
  * @since 0.1.0
  * @category constructors
@@ -197,7 +203,7 @@ export const filter = <M extends Model>(
     ...(limit !== undefined ? [`limit: ${limit}`] : [])
   ]
   const job = Job.make({
-    name: `QueryJob.filter(${source.identifier}, ${JSON.stringify(source.table)}${
+    name: `QueryJob.filter(${source.name}, ${JSON.stringify(source.table)}${
       extra.length > 0 ? `, { ${extra.join(", ")} }` : ""
     })`,
     fetch: (filter: Filter<M>) => query(source, filter, { orderBy, limit }, (rows) => decodeRows(rows))
@@ -214,7 +220,10 @@ const query = <A, E>(
 ): Effect.Effect<A, E | FilterError | SqlError, SqlClient> =>
   Effect.flatMap(Filters.compile(source, filter), ({ conditions }) =>
     Effect.flatMap(SqlClient, (sql) =>
-      Effect.flatMap(select(sql, source, conditions, options), (rows) => decode(rows, conditions))))
+      Effect.flatMap(
+        select(sql, source, conditions, options),
+        (statement) => Effect.flatMap(statement, (rows) => decode(rows, conditions))
+      )))
 
 const orders = (source: Source.Source, orderBy: ReadonlyArray<string>): ReadonlyArray<Order> =>
   orderBy.map((entry) => {

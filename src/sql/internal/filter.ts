@@ -129,15 +129,45 @@ const compileLookups = (
   return Either.right(json)
 }
 
-/** The value the driver binds for `operand`: a scalar, never an object (nor a SQL fragment). */
-const bind = (field: Field, what: string, operand: unknown): Either.Either<unknown, string> =>
-  Either.flatMap(
+/**
+ * The value the driver binds for `operand`: a scalar, never an object (nor a SQL fragment),
+ * and one that SQL compares as JavaScript does (see `incomparable`).
+ */
+const bind = (field: Field, what: string, operand: unknown): Either.Either<unknown, string> => {
+  const refused = incomparable(operand)
+  if (refused !== undefined) {
+    return Either.left(
+      `${what} ${refused} is not a value SQL compares (NaN equals nothing, and JSON, in which filters travel, ` +
+        "has no NaN or Infinity); filter on finite numbers and valid dates, or leave the lookup out"
+    )
+  }
+  return Either.flatMap(
     Either.mapLeft(field.encode(operand), (reason) => `${what} ${show(operand)} is not a value of ${field.name}: ${reason}`),
-    (value) =>
-      isBindable(value)
+    (value) => {
+      if (!isBindable(value)) {
+        return Either.left(`${field.name} stores ${show(value)} for ${show(operand)}; filters compare scalar columns only`)
+      }
+      const stored = incomparable(value)
+      return stored === undefined
         ? Either.right(value)
-        : Either.left(`${field.name} stores ${show(value)} for ${show(operand)}; filters compare scalar columns only`)
+        : Either.left(`${what} ${show(operand)}: ${field.name} stores it as ${stored}, which SQL does not compare`)
+    }
   )
+}
+
+/**
+ * What makes `value` no operand on any database, if anything: NaN equals nothing and the
+ * dialects disagree on it (libsql refuses to bind it, PostgreSQL takes it for floats only
+ * and orders it above every number). ±Infinity is refused too: a filter travels as JSON (its
+ * key, and tasks for remote workers), where both are `null`; libsql refuses to bind it and
+ * PostgreSQL's integer columns reject it. A caller who means "no bound" leaves the lookup
+ * out. An invalid Date is a NaN time.
+ */
+const incomparable = (value: unknown): string | undefined => {
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value)
+  if (value instanceof Date && Number.isNaN(value.getTime())) return "an invalid Date"
+  return undefined
+}
 
 const isBindable = (value: unknown) => {
   const type = typeof value

@@ -6,6 +6,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
+import { fingerprint } from "../../internal/fingerprint.js"
 
 /**
  * A model: a schema whose decoded rows are its instances, with the fields that are its
@@ -34,6 +35,12 @@ export interface Field {
 export interface Source {
   readonly model: Model
   readonly identifier: string
+  /**
+   * The model as job names give it: its identifier and the fingerprint of the rows it
+   * encodes to (`User#k3F9aQ2xL0pZ7mWc`), so that two models of one name and other fields
+   * never share entries, and the same model has the same name in every process.
+   */
+  readonly name: string
   readonly table: string
   readonly fields: ReadonlyMap<string, Field>
 }
@@ -52,7 +59,7 @@ export const make = (where: string, model: Model, table: string): Source => {
   }
   const fields = new Map<string, Field>()
   for (const name of names) fields.set(name, field(where, model.identifier, name, model.fields[name]))
-  return { model, identifier: model.identifier, table, fields }
+  return { model, identifier: model.identifier, name: `${model.identifier}#${fingerprint(model)}`, table, fields }
 }
 
 const field = (where: string, identifier: string, name: string, schema: Schema.Struct.Field): Field => {
