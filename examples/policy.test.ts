@@ -6,7 +6,7 @@
  */
 import { expect, it } from "@effect/vitest"
 import { Clock, Effect, FastCheck as fc, Layer, Option, TestClock } from "effect"
-import { CacheStore, Entry, Job, Policy, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+import { CacheStore, Entry, Job, Policy, TestRefreshQueue } from "effect-cacheback"
 
 // The job under test: tweets fresh for 20 minutes, never served older than 30.
 const userTweets = Job.make({
@@ -47,5 +47,5 @@ it.effect.prop(
         if (waitedLast && gap < minutes(20)) expect(syncFetch).not.toBe(true)
         waitedLast = syncFetch === true
       }
-    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerTest)))
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), TestRefreshQueue.layer)))
 )

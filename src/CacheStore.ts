@@ -14,11 +14,12 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import type * as Schema from "effect/Schema"
 import type * as Entry from "./Entry.js"
 import { CodecError, StoreError } from "./Errors.js"
 import * as Codec from "./internal/codec.js"
+import type { SchemaOf } from "./internal/codec.js"
 import { decodeErrorsFor } from "./internal/metrics.js"
+import { integer } from "./internal/options.js"
 
 /**
  * The shape of a cache backend. `schema` is the job's value schema (or `undefined`): a
@@ -33,26 +34,26 @@ import { decodeErrorsFor } from "./internal/metrics.js"
 export interface Service {
   readonly get: <A>(
     key: string,
-    schema: Schema.Schema<A, any, never> | undefined
+    schema: SchemaOf<A> | undefined
   ) => Effect.Effect<Option.Option<Entry.Entry<A>>, StoreError>
   /** One round trip where the backend allows (Redis `MGET`). */
   readonly getMany: <A>(
     keys: ReadonlyArray<string>,
-    schema: Schema.Schema<A, any, never> | undefined
+    schema: SchemaOf<A> | undefined
   ) => Effect.Effect<ReadonlyArray<Option.Option<Entry.Entry<A>>>, StoreError>
   /** Stores `entry`; the backend forgets it after `ttl` (the job's cache TTL). */
   readonly set: <A>(
     key: string,
     entry: Entry.Entry<A>,
     ttl: Duration.Duration,
-    schema: Schema.Schema<A, any, never> | undefined
+    schema: SchemaOf<A> | undefined
   ) => Effect.Effect<void, StoreError | CodecError>
   readonly delete: (key: string) => Effect.Effect<void, StoreError>
   /**
    * A synchronous read for backends that answer without I/O, so that a memory hit costs
    * no extra effect step. `now` is the caller's `Clock` time.
    */
-  readonly unsafeGet?: (key: string, now: number) => Option.Option<Entry.Entry<unknown>>
+  readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>>
 }
 
 /**
@@ -85,20 +86,18 @@ interface Slot {
  * Eviction approximates LRU with CLOCK (second chance): a read only marks its entry used,
  * and eviction passes over used entries once, clearing the mark, before taking the oldest
  * unused one. Moving an entry to the back of the map on every read, as exact LRU does,
- * cost ~10% of a hit.
+ * costs a large share of a hit (BENCHMARKS.md).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeMemory = (options: { readonly capacity: number }): Effect.Effect<Service> => {
-  const capacity = options.capacity
-  if (!Number.isInteger(capacity) || capacity < 1) {
-    throw new RangeError(`CacheStore.layerMemory: expected a positive integer capacity, got ${capacity}`)
-  }
+  const capacity = integer("CacheStore.layerMemory", "capacity", options.capacity, 1)
   return Effect.sync(() => {
     // A Map iterates in insertion order: the front holds the entries written longest ago.
     const slots = new Map<string, Slot>()
-    const read = (key: string, now: number): Option.Option<Entry.Entry<any>> => {
+    // An entry comes back as the job whose key it is stored it: the store does not check it.
+    const read = <A>(key: string, now: number): Option.Option<Entry.Entry<A>> => {
       const slot = slots.get(key)
       if (slot === undefined) return Option.none()
       if (now >= slot.deadline) {
@@ -106,7 +105,7 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
         return Option.none()
       }
       slot.used = true
-      return slot.entry
+      return slot.entry as Option.Option<Entry.Entry<A>>
     }
     const evict = () => {
       for (const [key, slot] of slots) {
@@ -154,7 +153,7 @@ export const layerMemory = (options: { readonly capacity: number }): Layer.Layer
 export const makeKeyValueStore: Effect.Effect<Service, never, KeyValueStore.KeyValueStore> = Effect.map(
   KeyValueStore.KeyValueStore,
   (kv) => {
-    const read = <A>(key: string, schema: Schema.Schema<A, any, never> | undefined) =>
+    const read = <A>(key: string, schema: SchemaOf<A> | undefined) =>
       Effect.flatMap(
         Effect.zip(
           Effect.mapError(kv.get(key), (cause) => new StoreError({ operation: "get", key, cause })),

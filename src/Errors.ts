@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import { describe } from "./internal/describe.js"
 
 /**
  * An input that no stable key can be derived from: a function, a symbol, a cycle, a class
@@ -75,6 +76,3 @@ export class EnqueueError extends Schema.TaggedError<EnqueueError>("effect-cache
     return `job "${this.job}": cannot enqueue a refresh of "${this.key}": ${this.reason}`
   }
 }
-
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

@@ -7,9 +7,11 @@
  */
 import { hash } from "node:crypto"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { KeyError } from "./Errors.js"
+import type { SchemaOf } from "./internal/codec.js"
+import { formatParseError } from "./internal/describe.js"
+import { className, isPlainObject } from "./internal/plainObject.js"
 
 /**
  * Why an input has no canonical encoding: where in it, and what was found there.
@@ -64,11 +66,7 @@ export const canonical = (input: unknown): Either.Either<string, Unkeyable> => {
         if (Number.isNaN(object.getTime())) throw unkeyable(path, "an invalid Date")
         return `Date(${object.toISOString()})`
       }
-      const proto = Object.getPrototypeOf(object)
-      if (proto !== Object.prototype && proto !== null) {
-        const name = proto?.constructor?.name
-        throw unkeyable(path, `an instance of ${typeof name === "string" && name !== "" ? name : "a class"}`)
-      }
+      if (!isPlainObject(object)) throw unkeyable(path, `an instance of ${className(object)}`)
       if (Object.getOwnPropertySymbols(object).length > 0) throw unkeyable(path, "an object with symbol keys")
       const record = object as Record<string, unknown>
       let out = "{"
@@ -135,7 +133,7 @@ const keyWith = (
  * The key function of a job: `make`, with inputs that are not plain data first encoded by
  * the job's input schema, and recent keys remembered.
  *
- * A SHA-256 costs ~340 ns here, half of a whole memory hit; hits repeat the same inputs, so
+ * A SHA-256 is a large share of a memory hit (see BENCHMARKS.md); hits repeat the same inputs, so
  * small memos take it off the hit path: one by primitive input (which skips the encoding
  * too), one by canonical encoding (for objects, which must still be encoded). Both are
  * bounded and simply start over when full.
@@ -145,7 +143,7 @@ const keyWith = (
  */
 export const derive = <I>(
   name: string,
-  inputSchema?: Schema.Schema<I, any, never>
+  inputSchema?: SchemaOf<I>
 ): (input: I) => Either.Either<string, KeyError> => {
   const byPrimitive = new Map<unknown, Either.Either<string, KeyError>>()
   const byEncoding = new Map<string, string>()
@@ -165,7 +163,7 @@ export const derive = <I>(
         new KeyError({
           job: name,
           path: "$",
-          reason: `the input schema rejects it (${ParseResult.TreeFormatter.formatErrorSync(encoded.left)})`
+          reason: `the input schema rejects it (${formatParseError(encoded.left)})`
         })
       )
       : keyOf(encoded.right)

@@ -84,7 +84,7 @@ const waitForRefresh: Decision<never> = { _tag: "ServeEmpty", marker: undefined 
 
 /**
  * The rules of a job that uses cacheback's defaults: fetch on miss, never fetch a stale
- * value synchronously, refresh timeout 60 seconds.
+ * value synchronously, refresh timeout 60 seconds. `Job.make` starts from them.
  *
  * @since 0.1.0
  * @category constructors
@@ -92,8 +92,10 @@ const waitForRefresh: Decision<never> = { _tag: "ServeEmpty", marker: undefined 
 export const defaultRules: Rules<unknown> = {
   fetchOnMiss: () => true,
   fetchOnStale: { _tag: "Serve" },
-  refreshTimeout: () => Duration.seconds(60)
+  refreshTimeout: () => defaultRefreshTimeout
 }
+
+const defaultRefreshTimeout = Duration.seconds(60)
 
 /**
  * Decides what `get` does with `entry` at `now` (epoch milliseconds of `Clock`).

@@ -1,21 +1,20 @@
 /**
  * Where refreshes wait to run (SPEC §5). A service, so that a program chooses with a layer:
  * background fibers in this process (the default), inline (Celery's "always eager"), a test
- * queue drained by hand (rq's burst mode), or BullMQ (`effect-cacheback/redis`).
+ * queue drained by hand (`TestRefreshQueue.layer`, rq's burst mode), or BullMQ
+ * (`effect-cacheback/redis`).
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
-import { EnqueueError } from "./Errors.js"
-import * as Metrics from "./internal/metrics.js"
+import type { EnqueueError } from "./Errors.js"
+import * as MemoryQueue from "./internal/memoryQueue.js"
+import { integer } from "./internal/options.js"
+import * as Refresh from "./internal/refresh.js"
 import * as SingleFlight from "./internal/singleFlight.js"
-import { TestRefreshQueue } from "./TestRefreshQueue.js"
 
 /**
  * How a job's refreshes are queued (cacheback's `task_options`). `attempts` counts the
@@ -49,7 +48,7 @@ export interface Task {
   readonly job: string
   readonly key: string
   readonly input: unknown
-  readonly inputSchema: Schema.Schema<any, any, never> | undefined
+  readonly inputSchema: Schema.Schema.AnyNoContext | undefined
   readonly options: QueueOptions
   readonly refresh: Effect.Effect<void, unknown>
 }
@@ -60,7 +59,7 @@ export interface Task {
  * @since 0.1.0
  * @category defaults
  */
-export const defaultAttempts = 3
+export const defaultAttempts: number = Refresh.defaultAttempts
 
 /**
  * Backoff of a job without queue options: exponential from 1 second.
@@ -68,38 +67,21 @@ export const defaultAttempts = 3
  * @since 0.1.0
  * @category defaults
  */
-export const defaultBackoff = { type: "exponential", delay: 1000 } as const
+export const defaultBackoff: { readonly type: "exponential"; readonly delay: number } = Refresh.defaultBackoff
 
 /**
  * How an in-process queue runs a task: `attempt` (the task's refresh, perhaps under a
- * permit) retried per the task's options, waiting between attempts outside `attempt`, in a
- * `cacheback.refresh` span. The last failure, or a defect, is logged and counted, and
- * leaves the entry as it was.
+ * permit) up to the task's attempts, waiting the backoff between attempts outside
+ * `attempt`, in a `cacheback.refresh` span. Each failed attempt is logged; the last one is
+ * counted, and leaves the entry as it was.
  *
  * @since 0.1.0
  * @category running
  */
-export const run = (
+export const run: (
   task: Task,
-  attempt: (refresh: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown> = (refresh) => refresh
-): Effect.Effect<void> =>
-  attempt(task.refresh).pipe(
-    Effect.retry(retrySchedule(task.options)),
-    Effect.withSpan("cacheback.refresh", { attributes: { "cacheback.job": task.job, "cacheback.key": task.key } }),
-    Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.zipRight(
-        Effect.sync(() => Metrics.bump(Metrics.forJob(task.job).refreshFailures)),
-        Effect.logWarning(`cacheback: job "${task.job}": the refresh of "${task.key}" failed; the entry stays as it was`, cause)
-      )
-    )
-  )
-
-const retrySchedule = (options: QueueOptions): Schedule.Schedule<unknown> => {
-  const retries = Math.max(0, (options.attempts ?? defaultAttempts) - 1)
-  const { delay, type } = options.backoff ?? defaultBackoff
-  const base: Schedule.Schedule<unknown> = type === "fixed" ? Schedule.spaced(delay) : Schedule.exponential(delay)
-  return Schedule.intersect(base, Schedule.recurs(retries))
-}
+  attempt?: (refresh: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
+) => Effect.Effect<void> = Refresh.run
 
 /**
  * `deduplicated` when a task for the key was already waiting.
@@ -142,70 +124,10 @@ export const layerMemory = (options: {
   readonly concurrency: number
   readonly capacity?: number
 }): Layer.Layer<RefreshQueue> => {
-  const { capacity = 10_000, concurrency } = options
-  for (const [name, value] of [["concurrency", concurrency], ["capacity", capacity]] as const) {
-    if (!Number.isInteger(value) || value < 1) {
-      throw new RangeError(`RefreshQueue.layerMemory: expected a positive integer ${name}, got ${value}`)
-    }
-  }
-  return Layer.scoped(
-    RefreshQueue,
-    Effect.gen(function*() {
-      const fibers = yield* FiberSet.make()
-      let open = true
-      yield* Effect.addFinalizer(() => Effect.sync(() => (open = false)))
-      const permits = yield* Effect.makeSemaphore(concurrency)
-      // Per key: whether its task has started, and the task owed a run after it.
-      const keys = new Map<string, KeyState>()
-      const runKey = (task: Task, state: KeyState): Effect.Effect<void> =>
-        Effect.flatMap(
-          run(task, (refresh) =>
-            permits.withPermits(1)(Effect.suspend(() => {
-              state.started = true
-              return refresh
-            }))),
-          // Deciding to run again or to forget the key is one step: an enqueue cannot land
-          // between them and be lost.
-          () =>
-            Effect.suspend(() => {
-              const next = state.next
-              if (next === undefined) {
-                keys.delete(task.key)
-                return Effect.void
-              }
-              state.next = undefined
-              state.started = false
-              return runKey(next, state)
-            })
-        )
-      const enqueue = (task: Task): Effect.Effect<Enqueued, EnqueueError> => {
-        const refuse = (reason: string) => Effect.fail(new EnqueueError({ job: task.job, key: task.key, reason }))
-        if (!open) return refuse("the refresh queue is shut down")
-        const state = keys.get(task.key)
-        if (state !== undefined) {
-          if (!state.started || state.next !== undefined) return Effect.succeed("deduplicated")
-          state.next = task
-          return Effect.succeed("enqueued")
-        }
-        if (keys.size >= capacity) return refuse(`the refresh queue is full (${capacity} keys wait or run)`)
-        const fresh: KeyState = { started: false, next: undefined }
-        keys.set(task.key, fresh)
-        // Interruptible whatever the caller's region: closing the layer must stop it.
-        const body = Effect.interruptible(runKey(task, fresh)).pipe(
-          Effect.onInterrupt(() => Effect.sync(() => keys.get(task.key) === fresh && keys.delete(task.key)))
-        )
-        return Effect.as(FiberSet.run(fibers, body), "enqueued" as const)
-      }
-      // Registering a key and forking its fiber happen with no interruption in between: a
-      // key registered but never run would collapse every later enqueue into nothing.
-      return RefreshQueue.of({ enqueue: (task) => Effect.uninterruptible(Effect.suspend(() => enqueue(task))) })
-    })
-  )
-}
-
-interface KeyState {
-  started: boolean
-  next: Task | undefined
+  const where = "RefreshQueue.layerMemory"
+  const concurrency = integer(where, "concurrency", options.concurrency, 1)
+  const capacity = integer(where, "capacity", options.capacity ?? 10_000, 1)
+  return Layer.scoped(RefreshQueue, MemoryQueue.make({ concurrency, capacity }))
 }
 
 /**
@@ -221,42 +143,10 @@ export const layerInline: Layer.Layer<RefreshQueue> = Layer.sync(RefreshQueue, (
   return RefreshQueue.of({
     enqueue: (task) => {
       let enqueued: Enqueued = "enqueued"
-      return Effect.map(SingleFlight.run(flights, task.key, run(task), () => (enqueued = "deduplicated")), () => enqueued)
+      return Effect.map(
+        SingleFlight.run(flights, task.key, Refresh.run(task), () => (enqueued = "deduplicated")),
+        () => enqueued
+      )
     }
   })
 })
-
-/**
- * Records tasks and runs nothing until `TestRefreshQueue.drain` (rq's burst mode).
- * Enqueues of a key collapse while its task waits.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerTest: Layer.Layer<RefreshQueue | TestRefreshQueue> = Layer.effectContext(
-  Effect.sync(() => {
-    let waiting: Array<Task> = []
-    const drainOnce = Effect.suspend(() => {
-      const batch = waiting
-      waiting = []
-      return Effect.as(Effect.forEach(batch, (task) => run(task), { discard: true }), batch.length)
-    })
-    const drain: Effect.Effect<number> = Effect.flatMap(
-      drainOnce,
-      (ran) => ran === 0 ? Effect.succeed(0) : Effect.map(drain, (more) => ran + more)
-    )
-    return Context.make(
-      RefreshQueue,
-      RefreshQueue.of({
-        enqueue: (task) =>
-          Effect.sync(() => {
-            if (waiting.some((queued) => queued.key === task.key)) return "deduplicated" as const
-            waiting.push(task)
-            return "enqueued" as const
-          })
-      })
-    ).pipe(
-      Context.add(TestRefreshQueue, { pending: Effect.sync(() => waiting.slice()), drain })
-    )
-  })
-)

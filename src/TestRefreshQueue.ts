@@ -1,12 +1,14 @@
 /**
- * The test kit of `RefreshQueue.layerTest`: see what is queued, and run it when the test
- * says so, like rq's burst mode.
+ * A refresh queue for tests: it records tasks and runs nothing until the test says so
+ * (`drain`, like rq's burst mode), so a test sees exactly what a read enqueued.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import type { Task } from "./RefreshQueue.js"
+import * as Layer from "effect/Layer"
+import { run } from "./internal/refresh.js"
+import { RefreshQueue, type Task } from "./RefreshQueue.js"
 
 /**
  * @since 0.1.0
@@ -16,6 +18,41 @@ export class TestRefreshQueue extends Context.Tag("effect-cacheback/TestRefreshQ
   readonly pending: Effect.Effect<ReadonlyArray<Task>>
   readonly drain: Effect.Effect<number>
 }>() {}
+
+/**
+ * Provides `RefreshQueue` (what reads enqueue to) and `TestRefreshQueue` (what the test
+ * inspects and drains). Enqueues of a key collapse while its task waits.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<RefreshQueue | TestRefreshQueue> = Layer.effectContext(
+  Effect.sync(() => {
+    let waiting: Array<Task> = []
+    const drainOnce = Effect.suspend(() => {
+      const batch = waiting
+      waiting = []
+      return Effect.as(Effect.forEach(batch, (task) => run(task), { discard: true }), batch.length)
+    })
+    const drain: Effect.Effect<number> = Effect.flatMap(
+      drainOnce,
+      (ran) => ran === 0 ? Effect.succeed(0) : Effect.map(drain, (more) => ran + more)
+    )
+    return Context.make(
+      RefreshQueue,
+      RefreshQueue.of({
+        enqueue: (task) =>
+          Effect.sync(() => {
+            if (waiting.some((queued) => queued.key === task.key)) return "deduplicated" as const
+            waiting.push(task)
+            return "enqueued" as const
+          })
+      })
+    ).pipe(
+      Context.add(TestRefreshQueue, { pending: Effect.sync(() => waiting.slice()), drain })
+    )
+  })
+)
 
 /**
  * The tasks waiting, oldest first.

@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { CacheStore, Entry, Job, RefreshQueue } from "effect-cacheback"
+import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 import { captureLogs, count, counting } from "./support/kit.js"
 
 const minute = Duration.minutes(1)
@@ -63,7 +63,7 @@ describe("CacheStore.layerMemory", () => {
     }))
 
   it("rejects a capacity that is not a positive integer, at once", () => {
-    expect(() => CacheStore.layerMemory({ capacity: 0 })).toThrow(/CacheStore\.layerMemory: expected a positive integer capacity, got 0/)
+    expect(() => CacheStore.layerMemory({ capacity: 0 })).toThrow(/CacheStore\.layerMemory: expected capacity to be a positive integer, got 0/)
     expect(() => CacheStore.layerMemory({ capacity: 1.5 })).toThrow(/got 1\.5/)
   })
 })
@@ -71,7 +71,7 @@ describe("CacheStore.layerMemory", () => {
 describe("CacheStore.layerKeyValueStore", () => {
   const layer = Layer.mergeAll(
     CacheStore.layerKeyValueStore.pipe(Layer.provideMerge(KeyValueStore.layerMemory)),
-    RefreshQueue.layerTest
+    TestRefreshQueue.layer
   )
   const Report = Schema.Struct({ at: Schema.Date, tags: Schema.Array(Schema.String) })
 

@@ -25,7 +25,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
         yield* Ref.set(faults, { failReads: false, failWrites: false })
         expect((yield* Job.lookup(job, "alan")).status).toBe("hit")
       })
-    ).pipe(Effect.provide(Layer.merge(RefreshQueue.layerTest, logs.layer)))
+    ).pipe(Effect.provide(Layer.merge(TestRefreshQueue.layer, logs.layer)))
   })
 
   it.effect("during an outage a job warns once every 10 seconds, and counts every fault", () => {
@@ -42,7 +42,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
         expect(warnings[1]).toMatch(/and 9 more store faults since the last warning/)
         expect(yield* count(Job.metrics(job).storeErrors)).toBe(12)
       })
-    ).pipe(Effect.provide(Layer.merge(RefreshQueue.layerTest, logs.layer)))
+    ).pipe(Effect.provide(Layer.merge(TestRefreshQueue.layer, logs.layer)))
   })
 
   it.effect("a failing store write is logged and counted; the fetched value is still returned", () => {
@@ -55,7 +55,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
         expect(yield* count(Job.metrics(job).storeErrors)).toBe(1)
         expect(logs.lines.filter((line) => line.includes("cache store set")).length).toBe(1)
       })
-    ).pipe(Effect.provide(Layer.merge(RefreshQueue.layerTest, logs.layer)))
+    ).pipe(Effect.provide(Layer.merge(TestRefreshQueue.layer, logs.layer)))
   })
 
   it.effect("a failing read of many counts as misses for all of them", () =>
@@ -67,7 +67,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
         expect(calls.getMany).toBe(1)
         expect(calls.get).toBe(0)
       })
-    ).pipe(Effect.provide(RefreshQueue.layerTest)))
+    ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
   it.effect("explicit store operations report the store's error", () =>
     withFaultyStore(({ faults }) =>
@@ -78,7 +78,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
         expect((yield* Effect.flip(Job.delete(job, "a")))._tag).toBe("StoreError")
         expect((yield* Effect.flip(Job.rawGet(job, "a")))._tag).toBe("StoreError")
       })
-    ).pipe(Effect.provide(RefreshQueue.layerTest)))
+    ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
   it.effect("a failing enqueue on a stale read refreshes synchronously (cacheback)", () =>
     Effect.gen(function*() {
@@ -164,7 +164,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
         expect(yield* count(Job.metrics(job).refreshed)).toBe(0)
         expect(yield* count(Job.metrics(job).refreshFailures)).toBe(1)
       })
-    ).pipe(Effect.provide(RefreshQueue.layerTest)))
+    ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
   it.effect("a store that dies (a defect) counts as a miss too", () =>
     Effect.gen(function*() {
@@ -178,7 +178,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       expect(yield* Job.lookup(job, "k").pipe(Effect.provideService(CacheStore.CacheStore, dying)))
         .toEqual({ value: "k#1", status: "miss", syncFetch: true })
       expect(yield* count(Job.metrics(job).storeErrors)).toBe(2)
-    }).pipe(Effect.provide(RefreshQueue.layerTest)))
+    }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
   it.effect("a background refresh that fails leaves the stale entry, is logged and counted", () => {
     const logs = captureLogs()
@@ -197,7 +197,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       expect(yield* count(Job.metrics(job).refreshFailures)).toBe(1)
       expect(yield* count(Job.metrics(job).refreshed)).toBe(0)
       expect(logs.lines.some((line) => line.includes("the refresh of") && line.includes("failed"))).toBe(true)
-    }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerTest, logs.layer)))
+    }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), TestRefreshQueue.layer, logs.layer)))
   })
 
   it.effect("a background refresh that dies (a defect) is contained the same way", () =>
@@ -214,7 +214,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       expect(yield* TestRefreshQueue.drain).toBe(1)
       expect(yield* count(Job.metrics(job).refreshFailures)).toBe(1)
       expect(yield* Job.get(job, "alan")).toBe("old")
-    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerTest))))
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), TestRefreshQueue.layer))))
 
   it.scoped("on the memory queue, a failing background refresh neither crashes nor blocks the next one", () =>
     Effect.gen(function*() {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock, Tracer } from "effect"
-import { CacheStore, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+import { CacheStore, Job, TestRefreshQueue } from "effect-cacheback"
 import { count, counting } from "./support/kit.js"
 
-const layer = Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), RefreshQueue.layerTest)
+const layer = Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), TestRefreshQueue.layer)
 
 /** Runs `effect` under a tracer that records the spans it starts (name and attributes). */
 const recordingSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>

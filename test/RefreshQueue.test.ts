@@ -135,7 +135,7 @@ describe("RefreshQueue.layerMemory", () => {
     }))
 
   it("rejects a concurrency that is not a positive integer, at once", () => {
-    expect(() => RefreshQueue.layerMemory({ concurrency: 0 })).toThrow(/expected a positive integer concurrency, got 0/)
+    expect(() => RefreshQueue.layerMemory({ concurrency: 0 })).toThrow(/expected concurrency to be a positive integer, got 0/)
   })
 })
 
@@ -149,7 +149,7 @@ describe("RefreshQueue.layerInline", () => {
     }).pipe(Effect.provide(RefreshQueue.layerInline)))
 })
 
-describe("RefreshQueue.layerTest", () => {
+describe("TestRefreshQueue.layer", () => {
   it.effect("records tasks, collapses a waiting key, runs nothing until drained", () =>
     Effect.gen(function*() {
       const queue = yield* RefreshQueue.RefreshQueue
@@ -163,7 +163,7 @@ describe("RefreshQueue.layerTest", () => {
       expect(yield* TestRefreshQueue.drain).toBe(2)
       expect(yield* Ref.get(ran)).toEqual(["a", "b"])
       expect(yield* TestRefreshQueue.pending).toEqual([])
-    }).pipe(Effect.provide(RefreshQueue.layerTest)))
+    }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
   it.effect("drain also runs what the drained tasks enqueue (burst mode)", () =>
     Effect.gen(function*() {
@@ -172,5 +172,5 @@ describe("RefreshQueue.layerTest", () => {
         n === 0 ? Effect.void : Effect.orDie(Effect.asVoid(queue.enqueue(task(`k${n}`, Effect.suspend(() => chain(n - 1))))))
       yield* chain(3)
       expect(yield* TestRefreshQueue.drain).toBe(3)
-    }).pipe(Effect.provide(RefreshQueue.layerTest)))
+    }).pipe(Effect.provide(TestRefreshQueue.layer)))
 })

@@ -1,9 +1,10 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Entry from "../Entry.js"
+import { formatParseError as format } from "./describe.js"
 import { bump, decodeErrorsFor } from "./metrics.js"
+import { className, isPlainObject } from "./plainObject.js"
 
 /**
  * Turns entries into JSON values and back, for the stores whose entries leave the process
@@ -16,14 +17,37 @@ export interface EntryCodec<A> {
   readonly decode: (json: unknown) => Either.Either<Entry.Entry<A>, string>
 }
 
-export const forSchema = <A>(schema: Schema.Schema<A, any, never> | undefined): EntryCodec<A> => {
-  if (schema === undefined) return plain as EntryCodec<A>
-  const cached = codecs.get(schema)
-  if (cached !== undefined) return cached as EntryCodec<A>
+/**
+ * A schema's value encoded as the JSON the stores and queues carry. Its encoded side is
+ * whatever the user's schema encodes to: `Schema` is invariant in it, so only `any` admits
+ * every schema here; what comes out is checked to be JSON by `notJson`.
+ */
+export type SchemaOf<A> = Schema.Schema<A, any, never>
+
+/**
+ * What is derived from a schema (a compiled codec) computed once per schema object: a
+ * job's schema is made once and read on every hit.
+ */
+export const perSchema = <V>(make: (schema: Schema.Schema.AnyNoContext) => V): (schema: Schema.Schema.AnyNoContext) => V => {
+  const made = new WeakMap<object, V>()
+  return (schema) => {
+    let value = made.get(schema)
+    if (value === undefined) {
+      value = make(schema)
+      made.set(schema, value)
+    }
+    return value
+  }
+}
+
+export const forSchema = <A>(schema: SchemaOf<A> | undefined): EntryCodec<A> =>
+  schema === undefined ? plain as EntryCodec<A> : schemaCodec(schema) as EntryCodec<A>
+
+const schemaCodec = perSchema((schema): EntryCodec<unknown> => {
   const entrySchema = Entry.schema(schema)
   const encode = Schema.encodeEither(entrySchema)
   const decode = Schema.decodeUnknownEither(entrySchema)
-  const codec: EntryCodec<A> = {
+  return {
     encode: (entry) =>
       Either.flatMap(
         Either.mapLeft(encode(entry), (error) => `the value schema rejects it: ${format(error)}`),
@@ -34,11 +58,7 @@ export const forSchema = <A>(schema: Schema.Schema<A, any, never> | undefined): 
       ),
     decode: (json) => Either.mapLeft(decode(json), (error) => `it does not match the value schema: ${format(error)}`)
   }
-  codecs.set(schema, codec)
-  return codec
-}
-
-const codecs = new WeakMap<object, EntryCodec<any>>()
+})
 
 const plain: EntryCodec<unknown> = {
   encode: (entry) => {
@@ -82,10 +102,7 @@ export const notJson = (value: unknown, path: string = "$"): string | undefined 
         }
         return undefined
       }
-      const proto = Object.getPrototypeOf(value)
-      if (proto !== Object.prototype && proto !== null) {
-        return `${path} is an instance of ${proto?.constructor?.name ?? "a class"}`
-      }
+      if (!isPlainObject(value)) return `${path} is an instance of ${className(value)}`
       for (const [key, inner] of Object.entries(value)) {
         const found = notJson(inner, `${path}.${key}`)
         if (found !== undefined) return found
@@ -96,8 +113,6 @@ export const notJson = (value: unknown, path: string = "$"): string | undefined 
       return `${path} is ${typeof value === "bigint" ? "a bigint" : typeof value === "undefined" ? "undefined" : `a ${typeof value}`}`
   }
 }
-
-const format = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
 
 /** Parses what a store holds for a key: JSON text of an encoded entry. */
 export const parse = <A>(codec: EntryCodec<A>, text: string): Either.Either<Entry.Entry<A>, string> => {

@@ -2,8 +2,9 @@ import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 
 /**
- * The counters of one job, tagged `job=<name>`. They are updated with `unsafeUpdate`, which
- * costs ~10% of a memory hit where `Metric.increment` as an effect halves it (SPEC §3).
+ * The counters of one job, tagged `job=<name>`. They are updated with `unsafeUpdate`: a
+ * `Metric.increment` effect per read would cost a large share of a memory hit (SPEC §3,
+ * BENCHMARKS.md).
  */
 export interface JobMetrics {
   readonly hits: Metric.Metric.Counter<number>

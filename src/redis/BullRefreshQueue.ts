@@ -19,6 +19,8 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { EnqueueError } from "../Errors.js"
+import { describe } from "../internal/describe.js"
+import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import {
   defaultAttempts,
   defaultBackoff,
@@ -28,8 +30,7 @@ import {
   type Task
 } from "../RefreshQueue.js"
 import { connect, isConnected } from "./internal/bullConnection.js"
-import { describe, neverThrow } from "./internal/connection.js"
-import { integer, nonEmpty, positiveMillis } from "./internal/options.js"
+import { neverThrow } from "./internal/connection.js"
 import * as TaskData from "./internal/task.js"
 
 /**
@@ -230,14 +231,14 @@ const validate = (options: Options): Settings => {
   if (typeof options.connection !== "object" || options.connection === null) {
     throw new TypeError(`${where}: expected connection to be ioredis options ({ host, port } or { url }) or an ioredis client`)
   }
-  const queueName = nonEmpty(`${where} queueName`, options.queueName, "name the BullMQ queue the workers consume")
+  const queueName = nonEmpty(where, "queueName", options.queueName, "name the BullMQ queue the workers consume")
   if (queueName.includes(":")) throw new TypeError(`${where}: a BullMQ queue name cannot contain ":", got "${queueName}"`)
   return {
     connection: options.connection,
     queueName,
-    prefix: options.prefix === undefined ? undefined : nonEmpty(`${where} prefix`, options.prefix, "or leave it out for BullMQ's \"bull\""),
+    prefix: options.prefix === undefined ? undefined : nonEmpty(where, "prefix", options.prefix, "or leave it out for BullMQ's \"bull\""),
     enqueueTimeout: positiveMillis(`${where} enqueueTimeout`, options.enqueueTimeout ?? "1 second"),
-    keepCompleted: integer(`${where} keepCompleted`, options.keepCompleted ?? 100, 0),
-    keepFailed: integer(`${where} keepFailed`, options.keepFailed ?? 1000, 0)
+    keepCompleted: integer(where, "keepCompleted", options.keepCompleted ?? 100, 0),
+    keepFailed: integer(where, "keepFailed", options.keepFailed ?? 1000, 0)
   }
 }

@@ -15,15 +15,15 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
 import { CacheStore, type Service } from "../CacheStore.js"
 import type * as Entry from "../Entry.js"
 import { CodecError, StoreError } from "../Errors.js"
 import * as Codec from "../internal/codec.js"
+import type { SchemaOf } from "../internal/codec.js"
 import { firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
-import { nonEmpty, positiveMillis } from "./internal/options.js"
+import { nonEmpty, positiveMillis } from "../internal/options.js"
 import * as Reads from "./internal/reads.js"
 
 /**
@@ -70,13 +70,13 @@ export type Options =
  */
 export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> => {
   const settings = validate(options)
-  const client = options.client !== undefined ? given(options.client) : connect(options.url, settings)
+  const client = options.client !== undefined ? checkedClient(options.client) : connect(options.url, settings)
   return Effect.flatMap(Effect.zip(client, Effect.clock), ([client, clock]) => {
     const store = fromClient(client, settings.prefix, settings.commandTimeout, () => clock.unsafeCurrentTimeMillis())
     return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
       // Looks for an overdue read round trip four times per timeout.
       Effect.zipRight(Effect.forkScoped(
-        Effect.repeat(Effect.sync(store.expireReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 4)))
+        Effect.repeat(Effect.sync(store.failOverdueReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 4)))
       )),
       Effect.as(store.service)
     )
@@ -103,9 +103,10 @@ const fromClient = (client: Redis, prefix: string, timeout: number, now: () => n
     onTimeout: () =>
       new StoreError({ operation, key, cause: new Error(`Redis did not answer within ${timeout} ms`) })
   })
-  const get = <A>(key: string, schema: Schema.Schema<A, any, never> | undefined) =>
+  const get = <A>(key: string, schema: SchemaOf<A> | undefined) =>
     // No canceler: a reader that is interrupted leaves its key in the batch, and Effect
-    // drops the answer; registering one per read cost ~10% of concurrent hits.
+    // drops the answer; registering one per read costs a measurable share of concurrent
+    // hits (BENCHMARKS.md).
     Effect.async<Option.Option<Entry.Entry<A>>, StoreError>((resume) => {
       reads.get(at + key, (cause, text) =>
         resume(
@@ -116,7 +117,7 @@ const fromClient = (client: Redis, prefix: string, timeout: number, now: () => n
             : decode(Codec.forSchema(schema), key, text)
         ))
     })
-  const getMany = <A>(keys: ReadonlyArray<string>, schema: Schema.Schema<A, any, never> | undefined) =>
+  const getMany = <A>(keys: ReadonlyArray<string>, schema: SchemaOf<A> | undefined) =>
     keys.length === 0 ? Effect.succeed([]) : Effect.async<ReadonlyArray<Option.Option<Entry.Entry<A>>>, StoreError>(
       (resume) => {
         client.mget(keys.map((key) => at + key)).then(
@@ -129,7 +130,7 @@ const fromClient = (client: Redis, prefix: string, timeout: number, now: () => n
     key: string,
     entry: Entry.Entry<A>,
     ttl: Duration.Duration,
-    schema: Schema.Schema<A, any, never> | undefined
+    schema: SchemaOf<A> | undefined
   ) =>
     Effect.suspend((): Effect.Effect<void, StoreError | CodecError> => {
       const encoded = Codec.forSchema(schema).encode(entry)
@@ -148,7 +149,7 @@ const fromClient = (client: Redis, prefix: string, timeout: number, now: () => n
       set,
       delete: (key) => command("delete", key, () => client.del(at + key)).pipe(Effect.timeoutFail(overdue("delete", key)))
     }),
-    expireReads: reads.expire
+    failOverdueReads: reads.failOverdue
   }
 }
 
@@ -230,7 +231,7 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
   )
 
 /** A client of the caller's: used as it is, with a word when reads could wait on it. */
-const given = (client: Redis): Effect.Effect<Redis> =>
+const checkedClient = (client: Redis): Effect.Effect<Redis> =>
   client.options.enableOfflineQueue !== false
     ? Effect.as(
       Effect.logWarning(
@@ -245,8 +246,7 @@ const validate = (options: Options): Settings => {
   const where = "RedisCacheStore.layer"
   if (typeof options !== "object" || options === null) throw new TypeError(`${where}: expected options { url | client, prefix }`)
   const { client, url } = options
-  const prefix = nonEmpty(
-    `${where} prefix`,
+  const prefix = nonEmpty(where, "prefix",
     options.prefix,
     "entries are stored at \"<prefix>:<key>\", so give each application or environment its own prefix"
   )

@@ -27,11 +27,13 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import { describe } from "../internal/describe.js"
+import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
+import * as Refresh from "../internal/refresh.js"
 import * as Job from "../Job.js"
 import { BullRefreshQueue } from "./BullRefreshQueue.js"
 import { connect } from "./internal/bullConnection.js"
-import { describe, neverThrow } from "./internal/connection.js"
-import { integer, nonEmpty, positiveMillis } from "./internal/options.js"
+import { neverThrow } from "./internal/connection.js"
 import * as TaskData from "./internal/task.js"
 
 /**
@@ -233,18 +235,12 @@ const handle = (task: BullJob, jobs: ReadonlyMap<string, Job.Job.Any>, queue: st
       return
     }
     if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
-    const last = attempt >= attempts
-    yield* Metric.increment(last ? outcomes.failed : outcomes.retried)
-    if (last) yield* Metric.increment(Job.metrics(job).refreshFailures)
-    yield* Effect.logWarning(
-      `cacheback: the refresh of "${key}" of job "${job.name}" failed after ${millis} ms (attempt ${attempt} of ${attempts}); ` +
-        (last ? "giving up, the entry stays as it was" : "BullMQ retries it after its backoff"),
-      exit.cause
-    )
+    yield* Metric.increment(attempt >= attempts ? outcomes.failed : outcomes.retried)
+    yield* Refresh.attemptFailed({ job: job.name, key }, exit.cause, attempt, attempts, "BullMQ retries it after its backoff")
     return yield* Effect.fail({ _tag: "Failed", reason: describe(Cause.squash(exit.cause)) } as const)
   }).pipe(
     Effect.annotateLogs({ "cacheback.job": job.name, "cacheback.key": key }),
-    Effect.withSpan("cacheback.worker", {
+    Effect.withSpan(Refresh.spanName, {
       attributes: {
         "cacheback.job": job.name,
         "cacheback.key": key,
@@ -285,11 +281,11 @@ const validate = (options: Options<ReadonlyArray<Job.Job.Any>>): Settings => {
   if (jobs.size === 0) throw new TypeError(`${where}: expected at least one job`)
   return {
     jobs,
-    name: options.name === undefined ? `${hostname()}:${process.pid}` : nonEmpty(`${where} name`, options.name, "or leave it out"),
-    concurrency: integer(`${where} concurrency`, options.concurrency ?? 1, 1),
+    name: options.name === undefined ? `${hostname()}:${process.pid}` : nonEmpty(where, "name", options.name, "or leave it out"),
+    concurrency: integer(where, "concurrency", options.concurrency ?? 1, 1),
     lockDuration: positiveMillis(`${where} lockDuration`, options.lockDuration ?? "30 seconds"),
     stalledInterval: positiveMillis(`${where} stalledInterval`, options.stalledInterval ?? "30 seconds"),
-    maxStalledCount: integer(`${where} maxStalledCount`, options.maxStalledCount ?? 1, 0),
+    maxStalledCount: integer(where, "maxStalledCount", options.maxStalledCount ?? 1, 0),
     closeTimeout: positiveMillis(`${where} closeTimeout`, options.closeTimeout ?? "10 seconds")
   }
 }

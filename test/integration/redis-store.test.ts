@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Metric, Option, Schema } from "effect"
-import { CacheStore, Entry, Job, RefreshQueue } from "effect-cacheback"
+import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
 import { captureLogs, count, counting } from "../support/kit.js"
 import { redisUrl, requireService } from "../support/services.js"
@@ -27,7 +27,7 @@ describe.skipIf(!up)("RedisCacheStore", () => {
   })
 
   const store = (prefix: string) =>
-    Layer.merge(RedisCacheStore.layer({ url: redisUrl, prefix }), RefreshQueue.layerTest)
+    Layer.merge(RedisCacheStore.layer({ url: redisUrl, prefix }), TestRefreshQueue.layer)
 
   it.live("a value schema brings back a Date, an Option and a class instance through another client", () => {
     const at = prefix("schema")

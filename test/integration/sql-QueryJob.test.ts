@@ -109,7 +109,7 @@ const rowCount = Effect.flatMap(
 /** Each test: the seed rows, an empty memory cache, and a queue that runs only when drained. */
 const fresh = <A, E, R>(test: Effect.Effect<A, E, R>) =>
   Effect.zipRight(reseed, test).pipe(
-    Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), RefreshQueue.layerTest))
+    Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), TestRefreshQueue.layer))
   )
 
 for (const dialect of dialects) {
@@ -452,7 +452,7 @@ for (const dialect of dialects) {
           }).pipe(
             Effect.provide(Layer.mergeAll(
               CacheStore.layerKeyValueStore.pipe(Layer.provide(KeyValueStore.layerMemory)),
-              RefreshQueue.layerTest
+              TestRefreshQueue.layer
             )),
             (test) => Effect.zipRight(reseed, test)
           ))

@@ -1,6 +1,6 @@
 /** Shared pieces of the core suites: counting fetches, layers, and a store that can fail. */
 import { Effect, Layer, Logger, Metric, Ref } from "effect"
-import { CacheStore, EnqueueError, RefreshQueue, StoreError } from "effect-cacheback"
+import { CacheStore, EnqueueError, RefreshQueue, StoreError, TestRefreshQueue } from "effect-cacheback"
 
 /** A fetch that returns `input#n` for its n-th call and counts its calls. */
 export const counting = () => {
@@ -12,7 +12,7 @@ export const counting = () => {
 }
 
 /** A memory store and a test queue: nothing runs until `TestRefreshQueue.drain`. */
-export const testLayer = Layer.mergeAll(CacheStore.layerMemory({ capacity: 1_000 }), RefreshQueue.layerTest)
+export const testLayer = Layer.mergeAll(CacheStore.layerMemory({ capacity: 1_000 }), TestRefreshQueue.layer)
 
 export interface Faults {
   readonly failReads: boolean

@@ -2,6 +2,7 @@ import type { EventEmitter } from "node:events"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import { describe } from "../../internal/describe.js"
 
 /**
  * Listens to the `error` and `ready` events of a Redis client, a BullMQ queue or a worker
@@ -73,9 +74,6 @@ export const firstConnection = (client: EventEmitter & { readonly status: string
     }),
     "2 seconds"
   )
-
-export const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message || cause.name : typeof cause === "string" ? cause : String(cause)
 
 /**
  * Redis reconnection delays: quick at first, then every `max` ms, so that a cache is back

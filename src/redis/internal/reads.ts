@@ -6,20 +6,20 @@ import type { Redis } from "ioredis"
  * flight wait for it, then go out together as one `MGET`. Under load a round trip answers
  * every read that queued behind the last one.
  *
- * A round trip that takes longer than `timeout` fails its reads when `expire` next looks
- * (the store calls it a few times per timeout), and its late answer is dropped: one check
- * per round trip rather than ioredis's `commandTimeout`, whose timer per command cost ~10%
- * of sequential hits.
+ * A round trip that takes longer than `timeout` fails its reads when `failOverdue` next
+ * looks (the store calls it a few times per timeout), and its late answer is dropped: one
+ * check per round trip rather than ioredis's `commandTimeout`, whose timer per command
+ * costs a measurable share of sequential hits (BENCHMARKS.md).
  *
  * Written by hand: Effect's request batching groups the requests of one fiber's batched
  * region, not those of independent fibers (one per HTTP request), and ioredis's
- * auto-pipelining defers even a lone command to the next tick, which halved sequential
- * hits here.
+ * auto-pipelining defers even a lone command to the next tick, which slows sequential
+ * hits (BENCHMARKS.md).
  */
 export interface Reads {
   readonly get: (key: string, done: (error: unknown, text: string | null) => void) => void
   /** Fails the round trip in flight if it has taken longer than the timeout. */
-  readonly expire: () => void
+  readonly failOverdue: () => void
 }
 
 interface Waiting {
@@ -55,7 +55,7 @@ export const make = (client: Redis, options: { readonly timeout: number; readonl
     waiting = waiting.length <= maxBatch ? [] : waiting.slice(maxBatch)
     const sent = { reads, sentAt: options.now() }
     inFlight = sent
-    // An answer that comes after `expire` failed the round trip is dropped.
+    // An answer that comes after `failOverdue` failed the round trip is dropped.
     const answered = (error: unknown, texts: ReadonlyArray<string | null> | null | undefined) => {
       if (inFlight === sent) settle(reads, error, texts)
     }
@@ -71,7 +71,7 @@ export const make = (client: Redis, options: { readonly timeout: number; readonl
       waiting.push({ key, done })
       if (!scheduled) send()
     },
-    expire: () => {
+    failOverdue: () => {
       if (inFlight !== undefined && options.now() - inFlight.sentAt > options.timeout) {
         settle(inFlight.reads, new Error(`Redis did not answer within ${options.timeout} ms`), null)
       }

@@ -1,10 +1,10 @@
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { notJson, perSchema } from "../../internal/codec.js"
+import { formatParseError as format } from "../../internal/describe.js"
 import type * as Job from "../../Job.js"
 import type { Task } from "../../RefreshQueue.js"
 import { TaskDecodeError, UnknownJobError } from "../Errors.js"
-import { notJson } from "../../internal/codec.js"
 
 /**
  * What a BullMQ task carries: the job's name, the cache key, and the input encoded by the
@@ -74,21 +74,5 @@ export const decode = (
   })
 }
 
-type Codec = (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
-
-const memo = (make: (schema: Schema.Schema<any, any, never>) => Codec) => {
-  const cache = new WeakMap<object, Codec>()
-  return (schema: Schema.Schema<any, any, never>): Codec => {
-    let codec = cache.get(schema)
-    if (codec === undefined) {
-      codec = make(schema)
-      cache.set(schema, codec)
-    }
-    return codec
-  }
-}
-
-const encoder = memo((schema) => Schema.encodeUnknownEither(schema))
-const decoder = memo((schema) => Schema.decodeUnknownEither(schema))
-
-const format = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
+const encoder = perSchema((schema) => Schema.encodeUnknownEither(schema))
+const decoder = perSchema((schema) => Schema.decodeUnknownEither(schema))

@@ -1,12 +1,12 @@
 /**
  * Model-based test: random sequences of get / set / invalidate / delete / clock advance /
- * drain run against the library and against a small reference model of SPEC §3, written
+ * drain run against the library and against `Reference`, a small model of SPEC §3 written
  * here from the spec's words and sharing no code with `Policy`. Values, statuses, entries
  * and the number of fetches must agree after every step.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc, Layer, Option, TestClock } from "effect"
-import { CacheStore, Entry, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 
 interface Config {
   readonly syncOnMiss: boolean
@@ -31,7 +31,7 @@ const FAILED = { value: "(failed)", status: "failed" }
 class Down {}
 
 /** The reference: SPEC §3 read literally, over a map of entries with backend deadlines. */
-class Model {
+class Reference {
   now = 0
   fetches = 0
   readonly versions = new Map<string, number>()
@@ -152,7 +152,7 @@ describe("Job against a reference model of SPEC §3", () => {
     { config, ops: fc.array(op, { minLength: 1, maxLength: 30 }) },
     ({ config, ops }) =>
       Effect.gen(function*() {
-        const model = new Model(config)
+        const model = new Reference(config)
         let fetches = 0
         let down = false
         const versions = new Map<string, number>()
@@ -217,7 +217,7 @@ describe("Job against a reference model of SPEC §3", () => {
             expect(Option.getOrUndefined(yield* Job.rawGet(job, k)), `${where}, entry of ${k}`).toEqual(model.read(k))
           }
         }
-      }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), RefreshQueue.layerTest))),
+      }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), TestRefreshQueue.layer))),
     { fastCheck: { numRuns: 500 } }
   )
 })

@@ -1,0 +1,149 @@
+/**
+ * The operations of a job, data first, each a few lines over the engine in `read.ts`;
+ * `Job.ts` binds them with their public signatures.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Entry from "../Entry.js"
+import type { CodecError, KeyError, StoreError } from "../Errors.js"
+import type * as Job from "../Job.js"
+import * as Policy from "../Policy.js"
+import type { RefreshQueue } from "../RefreshQueue.js"
+import { degrade } from "./faults.js"
+import * as internal from "./job.js"
+import * as Metrics from "./metrics.js"
+import * as engine from "./read.js"
+
+type Stored<I, A, E, R, S> = engine.Stored<I, A, E, R, S>
+
+/** What `get` answers is the job's `Out`; the engine knows it as `unknown` (see `Job.get`). */
+export const get = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<unknown, E | KeyError, R | S | RefreshQueue> =>
+  engine.resolve(self, input, "get", (read, clock, traced) =>
+    traced
+      // Traced reads record the status they found on their span.
+      ? Effect.map(
+        Effect.tap(engine.lookup(read, clock, engine.answerLookup), (found) => Effect.annotateCurrentSpan("cacheback.status", found.status)),
+        (found) => engine.answerValue(self, input, found.value, found.status, found.syncFetch)
+      )
+      : engine.lookup(read, clock, engine.answerValue))
+
+export const lookup = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  input: I
+): Effect.Effect<Job.Lookup<unknown>, E | KeyError, R | S | RefreshQueue> =>
+  engine.resolve(self, input, "get", (read, clock, traced) =>
+    traced
+      ? Effect.tap(engine.lookup(read, clock, engine.answerLookup), (found) => Effect.annotateCurrentSpan("cacheback.status", found.status))
+      : engine.lookup(read, clock, engine.answerLookup))
+
+export const getMany = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  inputs: Iterable<I>
+): Effect.Effect<Array<unknown>, E | KeyError, R | S | RefreshQueue> =>
+  Effect.suspend((): Effect.Effect<Array<unknown>, E | KeyError, R | S | RefreshQueue> => {
+    const all = Array.from(inputs)
+    const keys: Array<string> = []
+    for (const input of all) {
+      const key = self.key(input)
+      if (Either.isLeft(key)) return Effect.fail(key.left)
+      keys.push(key.right)
+    }
+    return Effect.withFiberRuntime<Array<unknown>, E | KeyError, R | S | RefreshQueue>((fiber) => {
+      if (engine.spansOn(self, fiber)) {
+        return Effect.withSpan(getMany(internal.withSpans(self, false) as typeof self, all), "cacheback.getMany", {
+          attributes: { "cacheback.job": self.name, "cacheback.keys": keys.length }
+        })
+      }
+      const context = engine.callerContext<R | S | RefreshQueue>(fiber)
+      const store = Context.get(context, self.store)
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const none = keys.map(() => Option.none<Entry.Entry<A>>())
+      return Effect.flatMap(degrade(self.name, store.getMany(keys, self.valueSchema), none), (entries) => {
+        // Hits are answered here, with no effect; only the rest need one (a fiber each).
+        const now = clock.unsafeCurrentTimeMillis()
+        const values: Array<unknown> = new Array(all.length)
+        const rest: Array<[number, Policy.Decision<A>]> = []
+        for (let i = 0; i < all.length; i++) {
+          const decision = Policy.decide(entries[i]!, now, self, all[i]!)
+          if (decision._tag === "Hit") values[i] = engine.hit(self, all[i]!, decision, engine.answerValue)
+          else rest.push([i, decision])
+        }
+        if (rest.length === 0) return Effect.succeed(values)
+        return Effect.as(
+          Effect.forEach(
+            rest,
+            ([i, decision]) =>
+              Effect.map(
+                engine.perform({ job: self, input: all[i]!, key: keys[i]!, store, context }, decision, engine.answerValue),
+                (value) => {
+                  values[i] = value
+                }
+              ),
+            { concurrency: "unbounded", discard: true }
+          ),
+          values
+        )
+      })
+    })
+  })
+
+export const refresh = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<A, E | KeyError, R | S> =>
+  engine.resolveTarget(self, input, "refresh", engine.fetchAndStore)
+
+export const asyncRefresh = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  input: I
+): Effect.Effect<void, E | KeyError, R | S | RefreshQueue> =>
+  engine.resolve(self, input, "asyncRefresh", (read) => Effect.asVoid(engine.enqueueElseRefresh(read)))
+
+export const invalidate = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  input: I
+): Effect.Effect<void, E | KeyError | StoreError | CodecError, R | S | RefreshQueue> =>
+  engine.resolve(self, input, "invalidate", (read, clock) =>
+    Effect.flatMap(read.store.get(read.key, self.valueSchema), (entry) => {
+      if (entry._tag === "None") return Effect.void
+      const expiresAt = clock.unsafeCurrentTimeMillis() + Duration.toMillis(self.refreshTimeout(input))
+      const found = entry.value
+      const pushed = found._tag === "Value" ? Entry.value(found.value, found.fetchedAt, expiresAt) : Entry.pending(expiresAt)
+      return read.store.set(read.key, pushed, self.cacheTtl(input), self.valueSchema).pipe(
+        Effect.zipRight(engine.enqueueElseRefresh(read)),
+        Effect.asVoid
+      )
+    }))
+
+export const delete_ = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<void, KeyError | StoreError, S> =>
+  engine.resolveTarget(self, input, "delete", (target) => target.store.delete(target.key))
+
+export const set = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  input: I,
+  value: A
+): Effect.Effect<void, KeyError | StoreError | CodecError, S> =>
+  engine.resolveTarget(self, input, "set", (target) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      target.store.set(
+        target.key,
+        Entry.value(value, now, now + Duration.toMillis(self.expiry(input))),
+        self.cacheTtl(input),
+        self.valueSchema
+      )))
+
+export const rawGet = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  input: I
+): Effect.Effect<Option.Option<Entry.Entry<A>>, KeyError | StoreError, S> =>
+  engine.resolveTarget(self, input, "rawGet", (target) => target.store.get(target.key, self.valueSchema))
+
+export const refreshTask = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  input: I,
+  key: string
+): Effect.Effect<A, E | StoreError | CodecError, R | S> =>
+  Effect.flatMap(self.store, (store) => engine.refreshAttempt({ job: self, input, key, store }))
+
+export const metrics = (self: { readonly name: string }): Metrics.JobMetrics => Metrics.forJob(self.name)
