@@ -15,7 +15,6 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type { Pipeable } from "effect/Pipeable"
-import type * as Schema from "effect/Schema"
 import type * as Types from "effect/Types"
 import type { CacheStore, Service as StoreService } from "./CacheStore.js"
 import type * as Entry from "./Entry.js"
@@ -242,7 +241,7 @@ export const make: <I = void, A = never, E = never, R = never>(options: {
  * @category combinators
  */
 export const withKey: {
-  <I = any>(f: (input: I) => string): Refine<I>
+  <I>(f: (input: I) => string): Refine<I>
   <J extends Job.All>(self: J, f: (input: Input<J>) => string): J
 } = dual(2, internal.withKey)
 
@@ -265,7 +264,7 @@ export const withLifetime: {
  * @category combinators
  */
 export const withExpiry: {
-  <I = any>(f: (input: I) => Duration.DurationInput): Refine<I>
+  <I>(f: (input: I) => Duration.DurationInput): Refine<I>
   <J extends Job.All>(self: J, f: (input: Input<J>) => Duration.DurationInput): J
 } = dual(2, internal.withExpiry)
 
@@ -278,7 +277,7 @@ export const withExpiry: {
  * @category combinators
  */
 export const withRefreshTimeout: {
-  <I = any>(
+  <I>(
     timeout: Duration.DurationInput | ((input: I) => Duration.DurationInput)
   ): Refine<I>
   <J extends Job.All>(self: J, timeout: Duration.DurationInput | ((input: Input<J>) => Duration.DurationInput)): J
@@ -292,7 +291,7 @@ export const withRefreshTimeout: {
  * @category combinators
  */
 export const withCacheTtl: {
-  <I = any>(
+  <I>(
     ttl: Duration.DurationInput | ((input: I) => Duration.DurationInput)
   ): Refine<I>
   <J extends Job.All>(self: J, ttl: Duration.DurationInput | ((input: Input<J>) => Duration.DurationInput)): J
@@ -363,7 +362,7 @@ export const withEmpty: {
  * @category combinators
  */
 export const withStaleRefresh: {
-  <I = any>(
+  <I>(
     rule: { readonly syncAfter: Duration.DurationInput } | ((ages: Policy.Ages, input: I) => boolean)
   ): Refine<I>
   <J extends Job.All>(
@@ -401,16 +400,16 @@ export const withProcessResult: {
  */
 export const withSchema: {
   <I2 = never, V = never>(schemas: {
-    readonly input?: Schema.Schema<I2, any, never>
-    readonly value?: Schema.Schema<V, any, never>
+    readonly input?: SchemaOf<I2>
+    readonly value?: SchemaOf<V>
   }): <I extends Encodable<I2>, A extends Encodable<V>, E, R, Out, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>
   ) => Job<I, A, E, R, Out, Z, Async, S>
   <I extends Encodable<I2>, A extends Encodable<V>, E, R, Out, Z, Async extends boolean, S, I2 = never, V = never>(
     self: Job<I, A, E, R, Out, Z, Async, S>,
     schemas: {
-      readonly input?: Schema.Schema<I2, any, never>
-      readonly value?: Schema.Schema<V, any, never>
+      readonly input?: SchemaOf<I2>
+      readonly value?: SchemaOf<V>
     }
   ): Job<I, A, E, R, Out, Z, Async, S>
 } = dual(2, internal.withSchema)

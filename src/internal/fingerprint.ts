@@ -43,7 +43,7 @@ import type * as AST from "effect/SchemaAST"
  * SHA-256). Throws for a suspended schema that expands more than 100 levels deep without
  * coming back to itself (a thunk that builds a new schema at each call).
  */
-export const fingerprint = (schema: Schema.Schema<any, any, never>): string => {
+export const fingerprint = (schema: Schema.Schema.AnyNoContext): string => {
   const known = memo.get(schema.ast)
   if (known !== undefined) return known
   const print = digest(structure(schema))
@@ -55,7 +55,7 @@ export const fingerprint = (schema: Schema.Schema<any, any, never>): string => {
 export const fingerprintOf = (parts: ReadonlyArray<string>): string => digest(JSON.stringify(parts))
 
 /** The canonical text that `fingerprint` hashes: readable, for tests and for debugging. */
-export const structure = (schema: Schema.Schema<any, any, never>): string => walk(schema.ast, [])
+export const structure = (schema: Schema.Schema.AnyNoContext): string => walk(schema.ast, [])
 
 const memo = new WeakMap<AST.AST, string>()
 

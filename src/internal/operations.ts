@@ -22,23 +22,27 @@ type Stored<I, A, E, R, S> = engine.Stored<I, A, E, R, S>
 
 /** What `get` answers is the job's `Out`; the engine knows it as `unknown` (see `Job.get`). */
 export const get = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<unknown, E | KeyError, R | S | RefreshQueue> =>
-  engine.resolve(self, input, "get", (read, clock, traced) =>
-    traced
-      // Traced reads record the status they found on their span.
-      ? Effect.map(
-        Effect.tap(engine.lookup(read, clock, engine.answerLookup), (found) => Effect.annotateCurrentSpan("cacheback.status", found.status)),
-        (found) => engine.answerValue(self, input, found.value, found.status, found.syncFetch)
-      )
-      : engine.lookup(read, clock, engine.answerValue))
+  engine.resolve(self, input, "get", readValue)
 
 export const lookup = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
-): Effect.Effect<Job.Lookup<unknown>, E | KeyError, R | S | RefreshQueue> =>
-  engine.resolve(self, input, "get", (read, clock, traced) =>
-    traced
-      ? Effect.tap(engine.lookup(read, clock, engine.answerLookup), (found) => Effect.annotateCurrentSpan("cacheback.status", found.status))
-      : engine.lookup(read, clock, engine.answerLookup))
+): Effect.Effect<Job.Lookup<unknown>, E | KeyError, R | S | RefreshQueue> => engine.resolve(self, input, "get", readLookup)
+
+// Module-level bodies, so that a read allocates no closure for them. Traced reads record
+// the status they found on their span.
+const readLookup = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Clock, traced: boolean) =>
+  traced
+    ? Effect.tap(engine.lookup(read, clock, engine.answerLookup), (found) => Effect.annotateCurrentSpan("cacheback.status", found.status))
+    : engine.lookup(read, clock, engine.answerLookup)
+
+const readValue = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Clock, traced: boolean): Effect.Effect<unknown, E, R> =>
+  traced
+    ? Effect.map(
+      readLookup(read, clock, true),
+      (found) => engine.answerValue(read.job, read.input, found.value, found.status, found.syncFetch)
+    )
+    : engine.lookup(read, clock, engine.answerValue)
 
 export const getMany = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
@@ -78,7 +82,7 @@ export const getMany = <I, A, E, R, S>(
             rest,
             ([i, decision]) =>
               Effect.map(
-                engine.perform({ job: self, input: all[i]!, key: keys[i]!, store, context }, decision, engine.answerValue),
+                engine.perform(new engine.Read(self, all[i]!, keys[i]!, store, context), decision, engine.answerValue),
                 (value) => {
                   values[i] = value
                 }
@@ -144,6 +148,6 @@ export const refreshTask = <I, A, E, R, S>(
   input: I,
   key: string
 ): Effect.Effect<A, E | StoreError | CodecError, R | S> =>
-  Effect.flatMap(self.store, (store) => engine.refreshAttempt({ job: self, input, key, store }))
+  Effect.flatMap(self.store, (store) => engine.refreshAttempt(new engine.Target(self, input, key, store)))
 
 export const metrics = (self: { readonly name: string }): Metrics.JobMetrics => Metrics.forJob(self.name)

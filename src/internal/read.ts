@@ -32,20 +32,32 @@ export type Stored<I, A, E, R, S> = Job.Job<I, A, E, R, unknown, unknown, boolea
 /** What a read uses of its job once its store is resolved. Every `Job` is one. */
 export type Definition<I, A, E, R> = Omit<Stored<I, A, E, R, never>, "store" | Job.TypeId | "pipe">
 
-/** One key of a job's store: what fetching and storing need. */
-export interface Target<I, A, E, R> {
-  readonly job: Definition<I, A, E, R>
-  readonly input: I
-  readonly key: string
-  readonly store: StoreService
+/**
+ * One key of a job's store: what fetching and storing need. Records of the engine are
+ * class instances rather than object literals: V8 allocates them several times faster on
+ * the hit path (BENCHMARKS.md).
+ */
+export class Target<I, A, E, R> {
+  constructor(
+    readonly job: Definition<I, A, E, R>,
+    readonly input: I,
+    readonly key: string,
+    readonly store: StoreService
+  ) {}
 }
 
 /**
  * One read: its target and the caller's services, those `fetch` needs and the queue. A
  * refresh it enqueues runs with them.
  */
-export interface Read<I, A, E, R> extends Target<I, A, E, R> {
-  readonly context: Context.Context<R | RefreshQueue>
+export class Read<I, A, E, R> implements Target<I, A, E, R> {
+  constructor(
+    readonly job: Definition<I, A, E, R>,
+    readonly input: I,
+    readonly key: string,
+    readonly store: StoreService,
+    readonly context: Context.Context<R | RefreshQueue>
+  ) {}
 }
 
 // -----------------------------------------------------------------------------
@@ -67,7 +79,7 @@ export const resolve = <I, A, E, R, S, X, E2, R2>(
     const key = job.key(input)
     if (key._tag === "Left") return Effect.fail(key.left)
     const context = callerContext<R | S | RefreshQueue>(fiber)
-    const read: Read<I, A, E, R> = { job, input, key: key.right, store: Context.get(context, job.store), context }
+    const read = new Read<I, A, E, R>(job, input, key.right, Context.get(context, job.store), context)
     const traced = spansOn(job, fiber)
     const effect = body(read, Context.get(fiber.currentDefaultServices, Clock.Clock), traced)
     return traced ? inSpan(effect, operation, job.name, key.right) : effect
@@ -83,7 +95,7 @@ export const resolveTarget = <I, A, E, R, S, X, E2, R2>(
   Effect.withFiberRuntime((fiber) => {
     const key = job.key(input)
     if (key._tag === "Left") return Effect.fail(key.left)
-    const effect = body({ job, input, key: key.right, store: Context.get(callerContext<S>(fiber), job.store) })
+    const effect = body(new Target(job, input, key.right, Context.get(callerContext<S>(fiber), job.store)))
     return spansOn(job, fiber) ? inSpan(effect, operation, job.name, key.right) : effect
   })
 
@@ -160,19 +172,19 @@ export const perform = <I, A, E, R, X>(
   answer: Answer<I, X>
 ): Effect.Effect<X, E, R> => {
   const { input, job } = read
+  if (decision._tag === "Hit") return Effect.succeed(hit(job, input, decision, answer))
   const counters = Metrics.forJob(job.name)
   const status = Policy.status(decision)
+  const syncFetch = Policy.syncFetch(decision)
   switch (decision._tag) {
-    case "Hit":
-      return Effect.succeed(hit(job, input, decision, answer))
     case "Fetch": {
       Metrics.bump(status === "miss" ? counters.misses : counters.staleHits)
-      return Effect.map(syncRefresh(read), (value) => answer(job, input, value, status, Policy.syncFetch(decision)))
+      return Effect.map(syncRefresh(read), (value) => answer(job, input, value, status, syncFetch))
     }
     case "ServeEmpty": {
       Metrics.bump(counters.misses)
       const empty = job.empty(input)
-      if (decision.marker === undefined) return Effect.succeed(answer(job, input, empty, status, Policy.syncFetch(decision)))
+      if (decision.marker === undefined) return Effect.succeed(answer(job, input, empty, status, syncFetch))
       return serveThenRefresh(read, decision.marker, empty, status, answer)
     }
     case "ServeStale": {
@@ -190,7 +202,7 @@ export const hit = <I, A, X>(
   answer: Answer<I, X>
 ): X => {
   Metrics.bump(Metrics.forJob(job.name).hits)
-  return answer(job, input, decision.value, Policy.status(decision), Policy.syncFetch(decision))
+  return answer(job, input, decision.value, "hit", undefined)
 }
 
 /**

@@ -15,7 +15,7 @@ import { globalValue } from "effect/GlobalValue"
  */
 const flights = globalValue(
   Symbol.for("effect-cacheback/flights"),
-  () => new WeakMap<object, Map<string, Deferred.Deferred<any, any>>>()
+  () => new WeakMap<object, Map<string, Deferred.Deferred<unknown, unknown>>>()
 )
 
 export const run = <A, E, R>(
@@ -40,7 +40,8 @@ export const run = <A, E, R>(
       }
       const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
       const table = byKey
-      table.set(key, deferred)
+      // A key's flight is joined only by reads of that key, whose job gives it its A and E.
+      table.set(key, deferred as Deferred.Deferred<unknown, unknown>)
       return Effect.forkDaemon(
         Effect.interruptible(effect).pipe(
           Effect.exit,

@@ -71,7 +71,7 @@ export interface Options<Jobs extends ReadonlyArray<Job.Job.Any>> {
  * @category models
  */
 export type Requirements<Jobs extends ReadonlyArray<Job.Job.Any>> = Jobs[number] extends infer J
-  ? J extends Job.Job<any, any, any, infer R, any, any, any, infer S> ? R | S : never
+  ? J extends Job.Job.All ? Job.Context<J> | Job.Store<J> : never
   : never
 
 /**
@@ -136,7 +136,7 @@ export const run = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
  * own graceful close can wait forever while Redis is unreachable; a task cut short here is
  * not lost: its lock expires and another worker runs it.
  */
-const stop = (worker: Worker, refreshes: FiberSet.FiberSet<any, any>, timeout: number): Effect.Effect<void> =>
+const stop = (worker: Worker, refreshes: FiberSet.FiberSet<Exit.Exit<void, Failure>>, timeout: number): Effect.Effect<void> =>
   Effect.interruptible(
     Effect.tryPromise(() => worker.pause(true)).pipe(
       Effect.timeout("1 second"),
@@ -187,15 +187,15 @@ const outcomes = {
  * context; BullMQ's abort signal interrupts it. A rejected task throws `UnrecoverableError`,
  * so that BullMQ fails it without retrying.
  */
-const processor = (
+const processor = <R>(
   runFork: <XE extends Exit.Exit<void, Failure>, XA extends Exit.Exit<void, Failure>>(
-    effect: Effect.Effect<XA, XE, any>
+    effect: Effect.Effect<XA, XE, R>
   ) => Fiber.RuntimeFiber<XA, XE>,
   jobs: ReadonlyMap<string, Job.Job.Any>,
   queue: string
 ) =>
 async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
-  const fiber = runFork(Effect.exit(handle(task, jobs, queue)))
+  const fiber = runFork(Effect.exit(handle<R>(task, jobs, queue)))
   const abort = () => fiber.unsafeInterruptAsFork(FiberId.none)
   signal?.addEventListener("abort", abort, { once: true })
   const exit = Exit.flatten(await new Promise<Exit.Exit<Exit.Exit<void, Failure>>>((resolve) => fiber.addObserver(resolve)))
@@ -211,7 +211,8 @@ async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
 
 type Failure = { readonly _tag: "Rejected"; readonly reason: string } | { readonly _tag: "Failed"; readonly reason: string }
 
-const handle = (task: BullJob, jobs: ReadonlyMap<string, Job.Job.Any>, queue: string): Effect.Effect<void, Failure, unknown> => {
+/** One attempt at a task; `R` is what the worker's jobs require, which its runtime holds. */
+const handle = <R>(task: BullJob, jobs: ReadonlyMap<string, Job.Job.Any>, queue: string): Effect.Effect<void, Failure, R> => {
   const decoded = TaskData.decode(task.data, jobs)
   if (Either.isLeft(decoded)) {
     const error = decoded.left

@@ -98,9 +98,7 @@ export type Lookups<A, I = A> =
 
 type Ordered = number | bigint | string | Date | DateTime.DateTime
 
-type FieldEncoded<F> = F extends Schema.PropertySignature<any, any, any, any, infer I, any, any> ? I
-  : F extends Schema.Schema<any, infer I, any> ? I
-  : unknown
+type FieldEncoded<F> = Schema.Schema.Encoded<F>
 
 /**
  * A field to order by: its name, ascending, or `-name`, descending.

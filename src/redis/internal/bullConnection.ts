@@ -46,7 +46,7 @@ export const connect = (
 }
 
 export const isClient = (connection: ConnectionOptions): boolean =>
-  ["connect", "disconnect", "duplicate"].every((name) => typeof (connection as any)[name] === "function")
+  ["connect", "disconnect", "duplicate"].every((name) => typeof (connection as unknown as Record<string, unknown>)[name] === "function")
 
 /**
  * Whether a client is connected, as far as it tells (ioredis does; other clients BullMQ

@@ -5,6 +5,8 @@
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { formatParseError } from "../../internal/describe.js"
+import { isPlainObject } from "../../internal/plainObject.js"
 import { FilterError } from "../Errors.js"
 import { SqlValueJson } from "./json.js"
 import type { Field, Source } from "./source.js"
@@ -264,15 +266,9 @@ const decodeJson = Schema.decodeUnknownEither(SqlValueJson)
 
 const fromStored = (field: Field, json: unknown): Either.Either<unknown, string> =>
   Either.flatMap(
-    Either.mapLeft(decodeJson(json), (error) => ParseResult.TreeFormatter.formatErrorSync(error)),
+    Either.mapLeft(decodeJson(json), formatParseError),
     field.decode
   )
-
-const isPlainObject = (u: unknown): u is Record<string, unknown> => {
-  if (typeof u !== "object" || u === null || Array.isArray(u)) return false
-  const proto = Object.getPrototypeOf(u)
-  return proto === Object.prototype || proto === null
-}
 
 /** A short, unambiguous rendering of a value for messages. */
 const show = (value: unknown): string => {

@@ -3,16 +3,16 @@
  * turn filter operands into the values the driver binds and back.
  */
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
+import { formatParseError as format } from "../../internal/describe.js"
 import { fingerprint } from "../../internal/fingerprint.js"
 
 /**
  * A model: a schema whose decoded rows are its instances, with the fields that are its
  * columns (`Model.Class`, or any `Schema.Class`).
  */
-export interface Model<A = any, I = any> extends Schema.Schema<A, I, never> {
+export interface Model extends Schema.Schema.AnyNoContext {
   readonly identifier: string
   readonly fields: Schema.Struct.Fields
 }
@@ -65,7 +65,7 @@ export const make = (where: string, model: Model, table: string): Source => {
 const field = (where: string, identifier: string, name: string, schema: Schema.Struct.Field): Field => {
   // A one-field struct carries what a field alone does not: its encoded key (`fromKey`), and
   // optional or defaulted property signatures.
-  const one = Schema.make<any, any, never>(loosen(Schema.Struct({ [name]: schema }).ast))
+  const one = Schema.make<Record<string, unknown>, Record<string, unknown>, never>(loosen(Schema.Struct({ [name]: schema }).ast))
   const encoded = AST.encodedAST(one.ast)
   if (encoded._tag !== "TypeLiteral" || encoded.propertySignatures.length !== 1) {
     throw new TypeError(`${where}: field "${name}" of model ${identifier} does not encode to one column`)
@@ -93,8 +93,6 @@ const field = (where: string, identifier: string, name: string, schema: Schema.S
     nullable: isEncoded({ [column]: null })
   }
 }
-
-const format = (error: ParseResult.ParseError) => ParseResult.TreeFormatter.formatErrorSync(error)
 
 /**
  * The schema without its refinements: an operand is a bound, not a value to store, so
