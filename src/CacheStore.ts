@@ -54,6 +54,12 @@ export interface Service {
    * no extra effect step. `now` is the caller's `Clock` time.
    */
   readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>>
+  /**
+   * Where the entries live, for a store that other processes share (`redis:<prefix>` for
+   * the Redis store): a task carries its producer's, and a worker whose store for the job
+   * has another refuses the task rather than refresh entries nobody reads.
+   */
+  readonly identity?: string
 }
 
 /**

@@ -47,6 +47,8 @@ export interface QueueOptions {
 export interface Task {
   readonly job: string
   readonly key: string
+  /** The identity of the producer's store (`CacheStore.Service["identity"]`), if it has one. */
+  readonly store?: string | undefined
   readonly input: unknown
   readonly inputSchema: Schema.Schema.AnyNoContext | undefined
   readonly options: QueueOptions

@@ -252,6 +252,7 @@ export const enqueue = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<"queu
   const task: Task = {
     job: read.job.name,
     key: read.key,
+    store: read.store.identity,
     input: read.input,
     inputSchema: read.job.inputSchema,
     options: read.job.queueOptions,

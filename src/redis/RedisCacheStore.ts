@@ -144,6 +144,7 @@ const fromClient = (client: Redis, prefix: string, timeout: number, now: () => n
     })
   return {
     service: CacheStore.of({
+      identity: `redis:${prefix}`,
       get,
       getMany,
       set,
