@@ -72,18 +72,15 @@ export const defaultAttempts: number = Refresh.defaultAttempts
 export const defaultBackoff: { readonly type: "exponential"; readonly delay: number } = Refresh.defaultBackoff
 
 /**
- * How an in-process queue runs a task: `attempt` (the task's refresh, perhaps under a
- * permit) up to the task's attempts, waiting the backoff between attempts outside
- * `attempt`, in a `cacheback.refresh` span. Each failed attempt is logged; the last one is
- * counted, and leaves the entry as it was.
+ * Runs a task in this process, for a queue of your own: its attempts one after another
+ * (per the task's options), each in a `cacheback.refresh` span, waiting the backoff between
+ * them on the `Clock`. Each failed attempt is logged; the last one is counted, and leaves
+ * the entry as it was.
  *
  * @since 0.1.0
  * @category running
  */
-export const run: (
-  task: Task,
-  attempt?: (refresh: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>
-) => Effect.Effect<void> = Refresh.run
+export const run = (task: Task): Effect.Effect<void> => Effect.asVoid(Refresh.run(task, { backoff: true }))
 
 /**
  * `deduplicated` when a task for the key was already waiting.
@@ -108,16 +105,17 @@ export interface Service {
 export class RefreshQueue extends Context.Tag("effect-cacheback/RefreshQueue")<RefreshQueue, Service>() {}
 
 /**
- * Refreshes run in background fibers owned by the layer's scope, at most `concurrency` at
- * once; a refresh waiting to retry holds no slot. Enqueues of a key collapse while its task
- * waits; while it runs, one more may wait (the running fetch may have started before the
- * change that asked for the new one), and that one runs with its own input and context.
- * At most `capacity` keys (default 10,000) wait or run; beyond that an enqueue fails and
- * the caller refreshes synchronously.
+ * Refreshes run in `concurrency` fibers owned by the layer's scope, which serve the keys
+ * waiting in one FIFO: each task costs O(1), whatever the backlog. A refresh waiting to
+ * retry holds no slot. Enqueues of a key collapse while it waits, and the newest task's
+ * input and services run; while it runs, one more may wait (the running fetch may have
+ * started before the change that asked for the new one). At most `capacity` keys (default
+ * 10,000) wait or run; beyond that an enqueue fails and the caller refreshes in the
+ * background.
  *
  * When the scope closes, waiting and running refreshes are interrupted: their entries stay
  * as they were (stale, or pending) and the next read after the refresh timeout enqueues
- * again. An enqueue after that fails, and the caller refreshes synchronously.
+ * again. An enqueue after that fails, and the caller refreshes in the background.
  *
  * @since 0.1.0
  * @category layers
@@ -146,7 +144,7 @@ export const layerInline: Layer.Layer<RefreshQueue> = Layer.sync(RefreshQueue, (
     enqueue: (task) => {
       let enqueued: Enqueued = "enqueued"
       return Effect.map(
-        SingleFlight.run(flights, task.key, Refresh.run(task), () => (enqueued = "deduplicated")),
+        SingleFlight.run(flights, task.key, run(task), () => (enqueued = "deduplicated")),
         () => enqueued
       )
     }

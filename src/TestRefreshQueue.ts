@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -17,11 +18,28 @@ import { RefreshQueue, type Task } from "./RefreshQueue.js"
 export class TestRefreshQueue extends Context.Tag("effect-cacheback/TestRefreshQueue")<TestRefreshQueue, {
   readonly pending: Effect.Effect<ReadonlyArray<Task>>
   readonly drain: Effect.Effect<number>
+  readonly failures: Effect.Effect<ReadonlyArray<Failure>>
 }>() {}
+
+/**
+ * A task whose last attempt failed while draining, with why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Failure {
+  readonly job: string
+  readonly key: string
+  readonly cause: Cause.Cause<unknown>
+}
 
 /**
  * Provides `RefreshQueue` (what reads enqueue to) and `TestRefreshQueue` (what the test
  * inspects and drains). Enqueues of a key collapse while its task waits.
+ *
+ * `drain` never waits on the clock: a failing refresh's attempts run back to back, with
+ * no backoff (a `TestClock` does not move while a test waits for `drain`), and a task
+ * whose last attempt fails is recorded in `failures`.
  *
  * @since 0.1.0
  * @category layers
@@ -29,10 +47,15 @@ export class TestRefreshQueue extends Context.Tag("effect-cacheback/TestRefreshQ
 export const layer: Layer.Layer<RefreshQueue | TestRefreshQueue> = Layer.effectContext(
   Effect.sync(() => {
     let waiting: Array<Task> = []
+    const failed: Array<Failure> = []
+    const runTask = (task: Task) =>
+      Effect.map(run(task, { backoff: false }), (outcome) => {
+        if (outcome._tag === "Failed") failed.push({ job: task.job, key: task.key, cause: outcome.cause })
+      })
     const drainOnce = Effect.suspend(() => {
       const batch = waiting
       waiting = []
-      return Effect.as(Effect.forEach(batch, (task) => run(task), { discard: true }), batch.length)
+      return Effect.as(Effect.forEach(batch, runTask, { discard: true }), batch.length)
     })
     const drain: Effect.Effect<number> = Effect.flatMap(
       drainOnce,
@@ -49,7 +72,11 @@ export const layer: Layer.Layer<RefreshQueue | TestRefreshQueue> = Layer.effectC
           })
       })
     ).pipe(
-      Context.add(TestRefreshQueue, { pending: Effect.sync(() => waiting.slice()), drain })
+      Context.add(TestRefreshQueue, {
+        pending: Effect.sync(() => waiting.slice()),
+        drain,
+        failures: Effect.sync(() => failed.slice())
+      })
     )
   })
 )
@@ -67,7 +94,7 @@ export const pending: Effect.Effect<ReadonlyArray<Task>, never, TestRefreshQueue
 
 /**
  * Runs every waiting task, and the tasks they enqueue, until none is left; returns how
- * many ran.
+ * many ran. A failing task's attempts run back to back, never waiting on the clock.
  *
  * @since 0.1.0
  * @category accessors
@@ -75,4 +102,15 @@ export const pending: Effect.Effect<ReadonlyArray<Task>, never, TestRefreshQueue
 export const drain: Effect.Effect<number, never, TestRefreshQueue> = Effect.flatMap(
   TestRefreshQueue,
   (queue) => queue.drain
+)
+
+/**
+ * The tasks whose last attempt failed in a `drain`, oldest first.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const failures: Effect.Effect<ReadonlyArray<Failure>, never, TestRefreshQueue> = Effect.flatMap(
+  TestRefreshQueue,
+  (queue) => queue.failures
 )

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } from "effect"
 import { RefreshQueue, TestRefreshQueue } from "effect-cacheback"
 
 const task = (key: string, refresh: Effect.Effect<void, unknown>): RefreshQueue.Task => ({
@@ -42,7 +42,7 @@ describe("RefreshQueue.layerMemory", () => {
       expect(yield* queue.enqueue(task("k", refresh))).toBe("enqueued")
       expect(yield* queue.enqueue(task("k", refresh))).toBe("deduplicated")
       yield* Deferred.succeed(blocker, undefined)
-      yield* Effect.yieldNow()
+      for (let i = 0; i < 10 && (yield* Ref.get(runs)) < 1; i++) yield* Effect.yieldNow()
       expect(yield* Ref.get(runs)).toBe(1)
       expect(yield* queue.enqueue(task("k", refresh))).toBe("enqueued")
       expect(yield* queue.enqueue(task("k", refresh))).toBe("deduplicated")
@@ -134,6 +134,45 @@ describe("RefreshQueue.layerMemory", () => {
       yield* Scope.close(scope, Exit.void)
     }))
 
+  it.scoped("collapsing into a waiting key keeps the newest task: its input runs", () =>
+    Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      const inputs: Array<unknown> = []
+      const blocker = yield* Deferred.make<void>()
+      yield* queue.enqueue(task("busy", Deferred.await(blocker)))
+      const record = (input: string) => ({ ...task("k", Effect.sync(() => void inputs.push(input))), input })
+      expect(yield* queue.enqueue(record("older"))).toBe("enqueued")
+      expect(yield* queue.enqueue(record("newer"))).toBe("deduplicated")
+      yield* Deferred.succeed(blocker, undefined)
+      for (let i = 0; i < 20 && inputs.length < 1; i++) yield* Effect.yieldNow()
+      expect(inputs).toEqual(["newer"])
+    }).pipe(Effect.provide(RefreshQueue.layerMemory({ concurrency: 1 }))))
+
+  it.scoped("a backlog of 1,000 keys drains in enqueue order, `concurrency` at a time, in N × refresh / concurrency", () =>
+    Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      const order: Array<string> = []
+      let running = 0
+      let peak = 0
+      const refresh = (key: string) =>
+        Effect.gen(function*() {
+          peak = Math.max(peak, ++running)
+          yield* Effect.sleep("1 millis")
+          running--
+          order.push(key)
+        })
+      const keys = Array.from({ length: 1_000 }, (_, i) => `k${i}`)
+      for (const key of keys) expect(yield* queue.enqueue(task(key, refresh(key)))).toBe("enqueued")
+      yield* TestClock.adjust("249 millis")
+      expect(order.length).toBeLessThan(1_000)
+      yield* TestClock.adjust("1 millis")
+      expect(order.length).toBe(1_000)
+      expect(peak).toBe(4)
+      // Four at a time, each batch in enqueue order.
+      expect(order.slice(0, 4).sort()).toEqual(["k0", "k1", "k2", "k3"])
+      expect(order.slice(-4).sort()).toEqual(["k996", "k997", "k998", "k999"])
+    }).pipe(Effect.provide(RefreshQueue.layerMemory({ concurrency: 4 }))))
+
   it("rejects a concurrency that is not a positive integer, at once", () => {
     expect(() => RefreshQueue.layerMemory({ concurrency: 0 })).toThrow(/expected concurrency to be a positive integer, got 0/)
   })
@@ -163,6 +202,21 @@ describe("TestRefreshQueue.layer", () => {
       expect(yield* TestRefreshQueue.drain).toBe(2)
       expect(yield* Ref.get(ran)).toEqual(["a", "b"])
       expect(yield* TestRefreshQueue.pending).toEqual([])
+    }).pipe(Effect.provide(TestRefreshQueue.layer)))
+
+  it.effect("drain never waits on the clock: a failing task's attempts run back to back, and failures are reported", () =>
+    Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      let attempts = 0
+      const failing = { ...task("down", Effect.suspend(() => Effect.fail(`attempt ${++attempts}`))), options: { attempts: 3 } }
+      yield* queue.enqueue(failing)
+      yield* queue.enqueue(task("fine", Effect.void))
+      // Under TestClock, whose time never moves here: a backoff would wait forever.
+      expect(yield* TestRefreshQueue.drain).toBe(2)
+      expect(attempts).toBe(3)
+      const failures = yield* TestRefreshQueue.failures
+      expect(failures.map((failure) => [failure.job, failure.key])).toEqual([["queueTest", "down"]])
+      expect(String(Cause.squash(failures[0]!.cause))).toMatch(/attempt 3/)
     }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
   it.effect("drain also runs what the drained tasks enqueue (burst mode)", () =>

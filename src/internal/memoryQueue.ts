@@ -1,68 +1,97 @@
 /**
- * The machinery of `RefreshQueue.layerMemory`: background refreshes in this process, at
- * most `concurrency` at once, at most `capacity` keys waiting or running, collapsed by key.
+ * The machinery of `RefreshQueue.layerMemory`: background refreshes in this process.
+ *
+ * Keys ready to run wait in one FIFO (an Effect `Queue`), served by `concurrency`
+ * long-lived fibers: a completion wakes one worker, never every waiting key, so a backlog
+ * of N keys drains in O(N). Per key the queue keeps one state, so that enqueues of a key
+ * collapse: while it waits (or waits out a retry's backoff) into that run, with the
+ * newest task's input and services; while it runs into one owed run after it. A failed
+ * attempt waits its backoff in a timer fiber of its own, holding no worker. The cacheback
+ * state machine of a queued key is written here by hand: no library keeps it.
  */
 import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
+import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import { EnqueueError } from "../Errors.js"
 import type { Enqueued, Service, Task } from "../RefreshQueue.js"
-import { run } from "./refresh.js"
+import * as Refresh from "./refresh.js"
 
-/** Per key: whether its task has started, and the task owed a run after it. */
 interface KeyState {
-  started: boolean
+  /** What runs next: the newest task enqueued while the key waited. */
+  task: Task
+  /** The attempt `task` is at. */
+  attempt: number
+  status: "ready" | "running" | "backoff"
+  /** A task enqueued while `task` runs: the run owed after it. */
   next: Task | undefined
 }
 
 export const make = (options: { readonly concurrency: number; readonly capacity: number }): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { capacity, concurrency } = options
-    const fibers = yield* FiberSet.make()
+    const scope = yield* Effect.scope
+    const ready = yield* Queue.unbounded<KeyState>()
+    const keys = new Map<string, KeyState>()
     let open = true
     yield* Effect.addFinalizer(() => Effect.sync(() => (open = false)))
-    const permits = yield* Effect.makeSemaphore(concurrency)
-    const keys = new Map<string, KeyState>()
-    const runKey = (task: Task, state: KeyState): Effect.Effect<void> =>
-      Effect.flatMap(
-        run(task, (refresh) =>
-          permits.withPermits(1)(Effect.suspend(() => {
-            state.started = true
-            return refresh
-          }))),
-        // Deciding to run again or to forget the key is one step: an enqueue cannot land
-        // between them and be lost.
-        () =>
-          Effect.suspend(() => {
-            const next = state.next
-            if (next === undefined) {
-              keys.delete(task.key)
-              return Effect.void
-            }
-            state.next = undefined
-            state.started = false
-            return runKey(next, state)
-          })
-      )
+
+    const schedule = (state: KeyState) => {
+      state.status = "ready"
+      Queue.unsafeOffer(ready, state)
+    }
+    // After an attempt: wait out the backoff of a failed one (unless a newer run is owed),
+    // run the owed task, or forget the key. One synchronous step, so that an enqueue never
+    // lands between the decision and its effect.
+    const settle = (state: KeyState, outcome: Refresh.Outcome): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const { next, task } = state
+        if (outcome._tag === "Failed" && next === undefined && state.attempt < Refresh.attemptsOf(task.options)) {
+          state.status = "backoff"
+          const delay = Refresh.backoff(task.options, state.attempt)
+          state.attempt++
+          return Effect.asVoid(Effect.forkIn(Effect.interruptible(Effect.delay(Effect.sync(() => schedule(state)), delay)), scope))
+        }
+        if (next !== undefined) {
+          state.task = next
+          state.next = undefined
+          state.attempt = 1
+          schedule(state)
+          return Effect.void
+        }
+        keys.delete(task.key)
+        return Effect.void
+      })
+    const worker = Effect.forever(
+      Effect.flatMap(Queue.take(ready), (state) => {
+        state.status = "running"
+        return Effect.flatMap(
+          Refresh.attempt(state.task, state.attempt, "retrying after its backoff"),
+          (outcome) => settle(state, outcome)
+        )
+      })
+    )
+    // Interruptible whatever region the layer is built in: closing it must stop them.
+    for (let i = 0; i < concurrency; i++) yield* Effect.forkScoped(Effect.interruptible(worker))
+
     const enqueue = (task: Task): Effect.Effect<Enqueued, EnqueueError> => {
       const refuse = (reason: string) => Effect.fail(new EnqueueError({ job: task.job, key: task.key, reason }))
       if (!open) return refuse("the refresh queue is shut down")
-      const existing = keys.get(task.key)
-      if (existing !== undefined) {
-        if (!existing.started || existing.next !== undefined) return Effect.succeed("deduplicated")
-        existing.next = task
-        return Effect.succeed("enqueued")
+      const state = keys.get(task.key)
+      if (state !== undefined) {
+        if (state.status === "running") {
+          const owed = state.next === undefined
+          state.next = task
+          return Effect.succeed(owed ? "enqueued" : "deduplicated")
+        }
+        state.task = task
+        state.attempt = 1
+        return Effect.succeed("deduplicated")
       }
       if (keys.size >= capacity) return refuse(`the refresh queue is full (${capacity} keys wait or run)`)
-      const state: KeyState = { started: false, next: undefined }
-      keys.set(task.key, state)
-      // Interruptible whatever the caller's region: closing the layer must stop it.
-      const body = Effect.interruptible(runKey(task, state)).pipe(
-        Effect.onInterrupt(() => Effect.sync(() => keys.get(task.key) === state && keys.delete(task.key)))
-      )
-      return Effect.as(FiberSet.run(fibers, body), "enqueued" as const)
+      const added: KeyState = { task, attempt: 1, status: "ready", next: undefined }
+      keys.set(task.key, added)
+      schedule(added)
+      return Effect.succeed("enqueued")
     }
-    // Registering a key and forking its fiber happen with no interruption in between: a
-    // key registered but never run would collapse every later enqueue into nothing.
-    return { enqueue: (task) => Effect.uninterruptible(Effect.suspend(() => enqueue(task))) }
+    return { enqueue: (task) => Effect.suspend(() => enqueue(task)) }
   })

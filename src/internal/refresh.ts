@@ -1,7 +1,7 @@
 /**
  * How a background refresh runs, wherever it runs: the in-process queues run a task's
- * attempts here, a `RefreshWorker` runs one attempt per BullMQ attempt; both trace it as
- * `cacheback.refresh` and report a failed attempt the same way.
+ * attempts here, a `RefreshWorker` runs one attempt per BullMQ attempt; each attempt is a
+ * `cacheback.refresh` span, and a failed one is reported the same way everywhere.
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -14,8 +14,17 @@ export const defaultAttempts = 3
 /** Backoff of a job without queue options: exponential from 1 second. */
 export const defaultBackoff = { type: "exponential", delay: 1000 } as const
 
-/** The span of one refresh (in-process: all its attempts; a worker: one attempt). */
+/** The span of one attempt at a refresh. */
 export const spanName = "cacheback.refresh"
+
+/** How many attempts a task gets, the first included. */
+export const attemptsOf = (options: QueueOptions): number => options.attempts ?? defaultAttempts
+
+/** The wait after the `failed`-th attempt: fixed, or doubling from the first delay. */
+export const backoff = (options: QueueOptions, failed: number): number => {
+  const { delay, type } = options.backoff ?? defaultBackoff
+  return type === "fixed" ? delay : delay * 2 ** (failed - 1)
+}
 
 /**
  * A failed attempt, logged; counted in the job's `refreshFailures` when it was the last.
@@ -39,32 +48,40 @@ export const attemptFailed = (
   )
 }
 
-/**
- * Runs a task in this process: `attempt` (the task's refresh, perhaps under a permit) up to
- * the task's attempts, sleeping the backoff between them outside `attempt`. A failure after
- * the last attempt, or a defect, leaves the entry as it was; an interruption goes on being
- * one.
- */
-export const run = (
-  task: Task,
-  attempt: (refresh: Effect.Effect<void, unknown>) => Effect.Effect<void, unknown> = (refresh) => refresh
-): Effect.Effect<void> => {
-  const attempts = task.options.attempts ?? defaultAttempts
-  const loop = (n: number): Effect.Effect<void> =>
-    Effect.catchAllCause(attempt(task.refresh), (cause) => {
-      if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
-      const reported = attemptFailed(task, cause, n, attempts, "retrying after its backoff")
-      return n >= attempts
-        ? reported
-        : Effect.zipRight(Effect.zipRight(reported, Effect.sleep(backoff(task.options, n))), loop(n + 1))
-    })
-  return loop(1).pipe(
-    Effect.withSpan(spanName, { attributes: { "cacheback.job": task.job, "cacheback.key": task.key } })
-  )
-}
+/** How an attempt ended: done, or failed with its cause (already reported). */
+export type Outcome = { readonly _tag: "Done" } | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
 
-/** The wait after the `failed`-th attempt: fixed, or doubling from the first delay. */
-const backoff = (options: QueueOptions, failed: number): number => {
-  const { delay, type } = options.backoff ?? defaultBackoff
-  return type === "fixed" ? delay : delay * 2 ** (failed - 1)
+const done: Outcome = { _tag: "Done" }
+
+/**
+ * The `attempt`-th attempt at a task in this process. A failure is reported, and the entry
+ * stays as it was; an interruption goes on being one.
+ */
+export const attempt = (task: Task, attempt: number, retry: string): Effect.Effect<Outcome> =>
+  task.refresh.pipe(
+    Effect.as(done),
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.failCause(cause as Cause.Cause<never>)
+        : Effect.as(attemptFailed(task, cause, attempt, attemptsOf(task.options), retry), { _tag: "Failed", cause } as const)
+    ),
+    Effect.withSpan(spanName, {
+      attributes: { "cacheback.job": task.job, "cacheback.key": task.key, "cacheback.attempt": attempt }
+    })
+  )
+
+/**
+ * Runs a task's attempts one after another: after a failed one, waits its backoff on the
+ * `Clock` (or, with `backoff: false`, goes on at once, as a test queue does so that a test
+ * clock that never moves cannot hold it). Answers how the last attempt ended.
+ */
+export const run = (task: Task, options: { readonly backoff: boolean }): Effect.Effect<Outcome> => {
+  const attempts = attemptsOf(task.options)
+  const retry = options.backoff ? "retrying after its backoff" : "retrying at once"
+  const loop = (n: number): Effect.Effect<Outcome> =>
+    Effect.flatMap(attempt(task, n, retry), (outcome) => {
+      if (outcome._tag === "Done" || n >= attempts) return Effect.succeed(outcome)
+      return options.backoff ? Effect.zipRight(Effect.sleep(backoff(task.options, n)), loop(n + 1)) : loop(n + 1)
+    })
+  return loop(1)
 }
