@@ -26,6 +26,25 @@ export class KeyError extends Schema.TaggedError<KeyError>("effect-cacheback/Key
 }
 
 /**
+ * A fetch that did not complete within its job's deadline (`Job.withFetchTimeout`, by
+ * default the job's refresh timeout). It was interrupted, and its key is free again: the
+ * next read starts a new fetch. Part of the error type of every operation that may fetch.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class FetchTimeout extends Schema.TaggedError<FetchTimeout>("effect-cacheback/FetchTimeout")("FetchTimeout", {
+  job: Schema.String,
+  key: Schema.String,
+  millis: Schema.Number
+}) {
+  override get message(): string {
+    return `job "${this.job}": the fetch of "${this.key}" did not complete within ${this.millis} ms and was interrupted; ` +
+      `the next read fetches again. Give the job a longer deadline with Job.withFetchTimeout(duration), or Duration.infinity for none.`
+  }
+}
+
+/**
  * A cache backend that failed to answer. Reads through `Job.get` treat it as a miss; the
  * explicit store operations (`set`, `delete`, `rawGet`) report it.
  *

@@ -18,7 +18,7 @@ import type { Pipeable } from "effect/Pipeable"
 import type * as Types from "effect/Types"
 import type { CacheStore, Service as StoreService } from "./CacheStore.js"
 import type * as Entry from "./Entry.js"
-import type { CodecError, KeyError, StoreError } from "./Errors.js"
+import type { CodecError, FetchTimeout, KeyError, StoreError } from "./Errors.js"
 import type { SchemaOf } from "./internal/codec.js"
 import * as internal from "./internal/job.js"
 import type * as Metrics from "./internal/metrics.js"
@@ -68,6 +68,8 @@ export interface Job<I, A, E = never, R = never, Out = A, Z = undefined, Async e
   readonly expiry: (input: I) => Duration.Duration
   /** After this the backend forgets the entry (cacheback's `cache_ttl`). */
   readonly cacheTtl: (input: I) => Duration.Duration
+  /** The deadline of a fetch (`withFetchTimeout`); `undefined`: the refresh timeout. */
+  readonly fetchTimeout: ((input: I) => Duration.Duration) | undefined
   readonly empty: (input: I) => Z
   readonly processResult: ((value: unknown, context: ResultContext<I>) => Out) | undefined
   readonly inputSchema: SchemaOf<I> | undefined
@@ -298,6 +300,24 @@ export const withCacheTtl: {
 } = dual(2, internal.withCacheTtl)
 
 /**
+ * The deadline of every fetch of this job (SPEC §7); by default its refresh timeout. A
+ * fetch past it is interrupted and its key is free again: a synchronous one fails its
+ * callers with a typed `FetchTimeout` (logged, counted in `cacheback_fetch_timeouts`), a
+ * background one is retried per the queue options. `Duration.infinity` turns it off.
+ * Throws at once for a negative duration.
+ *
+ * New in 0.2.0, and a change: a fetch that takes longer than the refresh timeout (60 s
+ * unless set) used to complete; it now fails with `FetchTimeout`.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withFetchTimeout: {
+  <I>(timeout: Duration.DurationInput | ((input: I) => Duration.DurationInput)): Refine<I>
+  <J extends Job.All>(self: J, timeout: Duration.DurationInput | ((input: Input<J>) => Duration.DurationInput)): J
+} = dual(2, internal.withFetchTimeout)
+
+/**
  * Whether a miss is fetched while the caller waits (cacheback's `fetch_on_miss` and
  * `should_missing_item_be_fetched_synchronously()`; default `true`). With `false`, or a
  * predicate that says no, a miss answers the empty value at once and a refresh is
@@ -491,6 +511,7 @@ export const cached: Cached.Constructor = ((first: unknown, fetch?: Job.Any["fet
   if (options.cacheTtl !== undefined) job = withCacheTtl(job, options.cacheTtl)
   if (options.syncOnMiss !== undefined) job = withSyncOnMiss(job, options.syncOnMiss)
   if (options.syncAfter !== undefined) job = withStaleRefresh(job, { syncAfter: options.syncAfter })
+  if (options.fetchTimeout !== undefined) job = withFetchTimeout(job, options.fetchTimeout)
   if (options.spans !== undefined) job = withSpans(job, options.spans)
   return toFunction(job)
 }) as Cached.Constructor
@@ -506,6 +527,8 @@ export interface CachedOptions {
   readonly cacheTtl?: Duration.DurationInput
   readonly syncOnMiss?: boolean
   readonly syncAfter?: Duration.DurationInput
+  /** `Job.withFetchTimeout` (since 0.2.0). */
+  readonly fetchTimeout?: Duration.DurationInput
   readonly spans?: boolean
 }
 
@@ -514,7 +537,7 @@ export interface CachedOptions {
  * @category models
  */
 export interface Cached<I, A, E = never, R = never, Out = A, Z = undefined, Async extends boolean = false, S = CacheStore> {
-  (...input: InputArgs<I>): Effect.Effect<Out, E | KeyError, R | S | RefreshQueue>
+  (...input: InputArgs<I>): Effect.Effect<Out, E | FetchTimeout | KeyError, R | S | RefreshQueue>
   readonly job: Job<I, A, E, R, Out, Z, Async, S>
 }
 
@@ -546,7 +569,7 @@ const toFunction = <I, A, E, R, Out, Z, Async extends boolean, S>(
 ): Cached<I, A, E, R, Out, Z, Async, S> =>
   Object.assign(
     // What `get` answers is the job's `Out`, as `get`'s signature says: the engine knows it as `unknown`.
-    (...input: InputArgs<I>) => operations.get(job, input[0] as I) as Effect.Effect<Out, E | KeyError, R | S | RefreshQueue>,
+    (...input: InputArgs<I>) => operations.get(job, input[0] as I) as Effect.Effect<Out, E | FetchTimeout | KeyError, R | S | RefreshQueue>,
     { job }
   )
 
@@ -564,8 +587,8 @@ const toFunction = <I, A, E, R, Out, Z, Async extends boolean, S>(
  * @category operations
  */
 export const get: {
-  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Out<J>, Error<J> | KeyError, Requirements<J>>
-  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Out<J>, Error<J> | KeyError, Requirements<J>>
+  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Out<J>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
+  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Out<J>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
 } = dual((args) => isJob(args[0]), operations.get)
 
 /**
@@ -576,8 +599,8 @@ export const get: {
  * @category operations
  */
 export const lookup: {
-  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>>, Error<J> | KeyError, Requirements<J>>
-  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>>, Error<J> | KeyError, Requirements<J>>
+  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
+  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
 } = dual((args) => isJob(args[0]), operations.lookup)
 
 /**
@@ -589,8 +612,8 @@ export const lookup: {
  * @category operations
  */
 export const getMany: {
-  <J extends Job.All>(self: J, inputs: Iterable<Input<J>>): Effect.Effect<Array<Out<J>>, Error<J> | KeyError, Requirements<J>>
-  <I>(inputs: Iterable<I>): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Array<Out<J>>, Error<J> | KeyError, Requirements<J>>
+  <J extends Job.All>(self: J, inputs: Iterable<Input<J>>): Effect.Effect<Array<Out<J>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
+  <I>(inputs: Iterable<I>): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Array<Out<J>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
 } = dual(2, operations.getMany)
 
 /**
@@ -601,8 +624,8 @@ export const getMany: {
  * @category operations
  */
 export const refresh: {
-  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Value<J>, Error<J> | KeyError, Context<J> | Store<J>>
-  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Value<J>, Error<J> | KeyError, Context<J> | Store<J>>
+  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Value<J>, Error<J> | FetchTimeout | KeyError, Context<J> | Store<J>>
+  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Value<J>, Error<J> | FetchTimeout | KeyError, Context<J> | Store<J>>
 } = dual((args) => isJob(args[0]), operations.refresh)
 
 /**
@@ -613,8 +636,8 @@ export const refresh: {
  * @category operations
  */
 export const asyncRefresh: {
-  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<void, Error<J> | KeyError, Requirements<J>>
-  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<void, Error<J> | KeyError, Requirements<J>>
+  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<void, Error<J> | FetchTimeout | KeyError, Requirements<J>>
+  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<void, Error<J> | FetchTimeout | KeyError, Requirements<J>>
 } = dual((args) => isJob(args[0]), operations.asyncRefresh)
 
 /**
@@ -625,8 +648,8 @@ export const asyncRefresh: {
  * @category operations
  */
 export const invalidate: {
-  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<void, Error<J> | KeyError | StoreError | CodecError, Requirements<J>>
-  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<void, Error<J> | KeyError | StoreError | CodecError, Requirements<J>>
+  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<void, Error<J> | FetchTimeout | KeyError | StoreError | CodecError, Requirements<J>>
+  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<void, Error<J> | FetchTimeout | KeyError | StoreError | CodecError, Requirements<J>>
 } = dual((args) => isJob(args[0]), operations.invalidate)
 
 export {
@@ -681,7 +704,7 @@ export const refreshTask: <I, A, E, R, S>(
   self: Job<I, A, E, R, unknown, unknown, boolean, S>,
   input: I,
   key: string
-) => Effect.Effect<A, E | StoreError | CodecError, R | S> = operations.refreshTask
+) => Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R | S> = operations.refreshTask
 
 /**
  * The job's counters (`cacheback_hits`, `cacheback_misses`, …, tagged `job=<name>`), for

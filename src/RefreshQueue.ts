@@ -144,7 +144,7 @@ export const layerInline: Layer.Layer<RefreshQueue> = Layer.sync(RefreshQueue, (
     enqueue: (task) => {
       let enqueued: Enqueued = "enqueued"
       return Effect.map(
-        SingleFlight.run(flights, task.key, run(task), () => (enqueued = "deduplicated")),
+        SingleFlight.run(flights, task.key, run(task), { onJoin: () => (enqueued = "deduplicated") }),
         () => enqueued
       )
     }

@@ -56,4 +56,4 @@ export * as TestRefreshQueue from "./TestRefreshQueue.js"
 /**
  * @since 0.1.0
  */
-export { CodecError, EnqueueError, KeyError, StoreError } from "./Errors.js"
+export { CodecError, EnqueueError, FetchTimeout, KeyError, StoreError } from "./Errors.js"

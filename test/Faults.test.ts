@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Fiber, Layer, Option, Ref, TestClock } from "effect"
+import { Cause, Effect, Fiber, Layer, Metric, Option, Ref, TestClock } from "effect"
 import { CacheStore, Entry, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
 import { captureLogs, count, counting, faultyStore, refusingQueue } from "./support/kit.js"
 
@@ -9,6 +9,16 @@ const withFaultyStore = <A, E, R>(
 ) =>
   Effect.flatMap(faultyStore, (faulty) =>
     body(faulty).pipe(Effect.provideService(CacheStore.CacheStore, faulty.store)))
+
+/** Lets background fibers run until `done` holds (or 100 turns have passed). */
+const settle = <E = never, R = never>(done: (() => boolean) | Effect.Effect<boolean, E, R>) =>
+  Effect.gen(function*() {
+    const check = typeof done === "function" ? Effect.sync(done) : done
+    for (let i = 0; i < 100 && !(yield* check); i++) yield* Effect.yieldNow()
+  })
+
+const stored = <A>(job: Job.Job<string, A, any, any, any, any, any, any>, input: string, value: A) =>
+  Effect.map(Job.rawGet(job, input), (entry) => Option.isSome(entry) && entry.value._tag === "Value" && entry.value.value === value)
 
 describe("faults degrade, never break reads (SPEC §3)", () => {
   it.effect("a failing store read counts as a miss: the value is fetched and returned", () => {
@@ -80,23 +90,29 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       })
     ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("a failing enqueue on a stale read refreshes synchronously (cacheback)", () =>
+  it.effect("a failing enqueue on a stale read answers at once and refreshes in the background (SPEC §7)", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "enqueueFailsStale", fetch: f.fetch })
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(600_001)
-      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "stale", syncFetch: true })
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "stale", syncFetch: false })
+      yield* settle(stored(job, "alan", "alan#2"))
+      expect(f.calls()).toBe(2)
       expect(yield* Effect.map(Job.rawGet(job, "alan"), Option.getOrNull)).toEqual(Entry.value("alan#2", 600_001, 1_200_001))
+      expect(yield* count(Job.metrics(job).enqueueErrors)).toBe(1)
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
 
-  it.effect("a failing enqueue on an async miss refreshes synchronously and answers the value", () =>
+  it.effect("a failing enqueue on an async miss answers the empty value at once and refreshes in the background", () =>
     Effect.gen(function*() {
-      const job = Job.make({ name: "enqueueFailsMiss", fetch: counting().fetch }).pipe(Job.withSyncOnMiss(false))
-      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "miss", syncFetch: true })
+      const f = counting()
+      const job = Job.make({ name: "enqueueFailsMiss", fetch: f.fetch }).pipe(Job.withSyncOnMiss(false))
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: undefined, status: "miss", syncFetch: false })
+      yield* settle(stored(job, "alan", "alan#1"))
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "hit", syncFetch: undefined })
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
 
-  it.effect("when the fallback refresh fails too, the read still answers the stale value", () => {
+  it.effect("when the background refresh fails too, the read has answered the stale value and the failure is logged", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       let healthy = true
@@ -108,8 +124,24 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       healthy = false
       yield* TestClock.setTime(600_001)
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "old", status: "stale", syncFetch: false })
-      expect(logs.lines.some((line) => line.includes("the synchronous refresh") && line.includes("failed"))).toBe(true)
+      const failed = () => logs.lines.some((line) => line.includes("the background refresh") && line.includes("failed"))
+      yield* settle(failed)
+      expect(failed()).toBe(true)
     }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), refusingQueue, logs.layer)))
+  })
+
+  it.effect("enqueue failures are counted exactly and logged once per job every 10 seconds", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const job = Job.make({ name: "enqueueFlood", fetch: counting().fetch }).pipe(Job.withSyncOnMiss(false))
+      for (let i = 0; i < 50; i++) yield* Job.get(job, `k${i}`)
+      yield* TestClock.adjust("10 seconds")
+      yield* Job.get(job, "later")
+      const warnings = logs.lines.filter((line) => line.includes("enqueueFlood") && line.includes("cannot enqueue"))
+      expect(warnings).toHaveLength(2)
+      expect(warnings[1]).toMatch(/and 49 more enqueue faults since the last warning/)
+      expect(yield* count(Job.metrics(job).enqueueErrors)).toBe(51)
+    }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), refusingQueue, logs.layer)))
   })
 
   it.effect("asyncRefresh with a failing enqueue refreshes synchronously, and fails with that fetch's error", () =>
@@ -226,11 +258,12 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       yield* Job.get(job, "k")
       yield* TestClock.setTime(600_001)
       expect(yield* Job.get(job, "k")).toBe(1)
-      yield* Effect.yieldNow()
+      yield* settle(() => calls === 2)
       expect(calls).toBe(2)
+      yield* settle(Effect.map(Job.metrics(job).refreshFailures.pipe(Metric.value), (state) => state.count === 1))
       yield* TestClock.setTime(700_000)
       expect(yield* Job.get(job, "k")).toBe(1)
-      yield* Effect.yieldNow()
+      yield* settle(stored(job, "k", 3))
       expect(yield* Job.get(job, "k")).toBe(3)
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), RefreshQueue.layerMemory({ concurrency: 1 })))))
 })

@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Context, Deferred, Duration, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
-import { CacheStore, Entry, Job, KeyError, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
+import { CacheStore, Entry, FetchTimeout, Job, KeyError, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
 import { count, counting, testLayer } from "./support/kit.js"
 
 const raw = <A>(job: Job.Job<string, A, any, any, any, any, any>, input: string) =>
@@ -70,27 +70,27 @@ describe("Job.make and the combinators (SPEC §1)", () => {
   it("result types tell the truth", () => {
     const sync = Job.make({ name: "types", fetch: (_: string) => Effect.succeed(1) })
     expectTypeOf(Job.get(sync, "x")).toEqualTypeOf<
-      Effect.Effect<number, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+      Effect.Effect<number, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
     >()
     const async = sync.pipe(Job.withSyncOnMiss(false))
     expectTypeOf(Job.get(async, "x")).toEqualTypeOf<
-      Effect.Effect<number | undefined, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+      Effect.Effect<number | undefined, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
     >()
     const emptyAfter = sync.pipe(Job.withSyncOnMiss(false), Job.withEmpty(() => [] as Array<string>))
     const emptyBefore = sync.pipe(Job.withEmpty(() => [] as Array<string>), Job.withSyncOnMiss(false))
     expectTypeOf(Job.get(emptyAfter, "x")).toEqualTypeOf(Job.get(emptyBefore, "x"))
     expectTypeOf(Job.get(emptyAfter, "x"))
-      .toEqualTypeOf<Effect.Effect<number | Array<string>, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>>()
+      .toEqualTypeOf<Effect.Effect<number | Array<string>, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>>()
     const emptyOnSync = sync.pipe(Job.withEmpty(() => "none" as const))
     expectTypeOf(Job.get(emptyOnSync, "x"))
-      .toEqualTypeOf<Effect.Effect<number, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>>()
+      .toEqualTypeOf<Effect.Effect<number, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>>()
     expectTypeOf(Job.get(emptyOnSync, "x")).toEqualTypeOf(Job.get(sync, "x"))
     const processed = async.pipe(Job.withProcessResult((value, { status }) => `${value ?? "none"}:${status}`))
     expectTypeOf(Job.get(processed, "x")).toEqualTypeOf<
-      Effect.Effect<string, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+      Effect.Effect<string, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
     >()
     expectTypeOf(Job.lookup(processed, "x")).toEqualTypeOf<
-      Effect.Effect<Job.Lookup<number | undefined>, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+      Effect.Effect<Job.Lookup<number | undefined>, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
     >()
     class Other extends Context.Tag("Other")<Other, CacheStore.Service>() {}
     expectTypeOf(Job.rawGet(sync.pipe(Job.withStore(Other)), "x")).toEqualTypeOf<
@@ -529,12 +529,12 @@ describe("the operations (SPEC §2)", () => {
       expect(Duration.toMillis(tweets.job.expiry("alan"))).toBe(60_000)
       const lazy = Job.cached("lazyTweets", f.fetch, { syncOnMiss: false })
       expectTypeOf(lazy).returns.toEqualTypeOf<
-        Effect.Effect<string | undefined, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+        Effect.Effect<string | undefined, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
       >()
       expect(yield* lazy("bob")).toBeUndefined()
       const maybe = Job.cached("maybeTweets", f.fetch, { syncOnMiss: Math.random() < 2 })
       expectTypeOf(maybe).returns.toEqualTypeOf<
-        Effect.Effect<string | undefined, KeyError, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+        Effect.Effect<string | undefined, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
       >()
       const fromJob = Job.cached(tweets.job)
       expect(yield* fromJob("alan")).toBe("alan#1")

@@ -6,11 +6,16 @@ import * as Option from "effect/Option"
  * finite or not a duration. `Duration.decode` would turn `-5` into zero and
  * `"-5 minutes"` into zero silently; a job built with either is a mistake to report.
  */
-export const decode = (where: string, input: Duration.DurationInput): Duration.Duration => {
+export const decode = (
+  where: string,
+  input: Duration.DurationInput,
+  options?: { readonly infinite: boolean }
+): Duration.Duration => {
+  const infinite = options?.infinite === true
   const fail = (why: string): never => {
     throw new RangeError(
-      `${where}: expected a finite, non-negative duration such as 30_000 (milliseconds) or "10 minutes", ` +
-        `got ${show(input)} (${why})`
+      `${where}: expected a ${infinite ? "" : "finite, "}non-negative duration such as 30_000 (milliseconds) or "10 minutes"` +
+        `${infinite ? " (or Duration.infinity for none)" : ""}, got ${show(input)} (${why})`
     )
   }
   if (typeof input === "number" && (Number.isNaN(input) || input < 0)) return fail("negative or NaN")
@@ -20,16 +25,17 @@ export const decode = (where: string, input: Duration.DurationInput): Duration.D
   if (Array.isArray(input) && (input[0] < 0 || input[1] < 0)) return fail("negative")
   const decoded = Duration.decodeUnknown(input)
   if (Option.isNone(decoded)) return fail("not a duration")
-  if (!Duration.isFinite(decoded.value)) return fail("not finite")
+  if (!infinite && !Duration.isFinite(decoded.value)) return fail("not finite")
   return decoded.value
 }
 
 /** A duration function of a job, checked on every call: a bad result is a defect. */
 export const decodeWith = <I>(
   where: string,
-  f: (input: I) => Duration.DurationInput
+  f: (input: I) => Duration.DurationInput,
+  options?: { readonly infinite: boolean }
 ): (input: I) => Duration.Duration =>
-(input) => decode(`${where}: the function's result`, f(input))
+(input) => decode(`${where}: the function's result`, f(input), options)
 
 const show = (input: unknown): string => {
   if (typeof input === "string") return JSON.stringify(input)

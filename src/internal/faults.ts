@@ -25,26 +25,28 @@ export const degrade = <A, B>(
     const failure = Cause.failureOption(cause)
     const message = Option.isSome(failure) ? failure.value.message : `the cache store died: ${Cause.pretty(cause)}`
     Metrics.bump(Metrics.forJob(job).storeErrors)
-    return Effect.as(warnThrottled(job, message), fallback)
+    return Effect.as(warnThrottled("store", job, message), fallback)
   })
 
 /**
- * During an outage every read meets the fault: one warning per job every 10 seconds says
- * so, with how many were not logged.
+ * During an outage every read meets the fault: one warning per job and kind of fault
+ * (`store`, `enqueue`) every 10 seconds says so, with how many were not logged; the
+ * counters count them all.
  */
-export const warnThrottled = (job: string, message: string): Effect.Effect<void> =>
+export const warnThrottled = (kind: "store" | "enqueue", job: string, message: string): Effect.Effect<void> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const last = storeWarnings.get(job)
+    const id = `${kind}:${job}`
+    const last = warnings.get(id)
     if (last !== undefined && now >= last.at && now - last.at < 10_000) {
       last.unlogged++
       return Effect.void
     }
-    storeWarnings.set(job, { at: now, unlogged: 0 })
-    const more = last !== undefined && last.unlogged > 0 ? ` (and ${last.unlogged} more store faults since the last warning)` : ""
+    warnings.set(id, { at: now, unlogged: 0 })
+    const more = last !== undefined && last.unlogged > 0 ? ` (and ${last.unlogged} more ${kind} faults since the last warning)` : ""
     return Effect.logWarning(`cacheback: job "${job}": ${message}${more}`)
   })
 
-const storeWarnings = globalValue(
-  Symbol.for("effect-cacheback/storeWarnings"),
+const warnings = globalValue(
+  Symbol.for("effect-cacheback/faultWarnings"),
   () => new Map<string, { at: number; unlogged: number }>()
 )

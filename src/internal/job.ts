@@ -59,6 +59,7 @@ export const make = <I, A, E, R>(options: {
     key: defaultKey(name),
     expiry: constant(defaultLifetime),
     cacheTtl: constant(defaultCacheTtl),
+    fetchTimeout: undefined,
     empty: () => undefined,
     processResult: undefined,
     inputSchema: undefined,
@@ -98,6 +99,13 @@ export const withRefreshTimeout = (self: Job.Job.Any, timeout: DurationOrFunctio
 
 export const withCacheTtl = (self: Job.Job.Any, ttl: DurationOrFunction): Job.Job.Any =>
   copy(self, { cacheTtl: durationOrFunction("Job.withCacheTtl", ttl) })
+
+export const withFetchTimeout = (self: Job.Job.Any, timeout: DurationOrFunction): Job.Job.Any =>
+  copy(self, {
+    fetchTimeout: typeof timeout === "function"
+      ? Durations.decodeWith("Job.withFetchTimeout", timeout, { infinite: true })
+      : constant(Durations.decode("Job.withFetchTimeout", timeout, { infinite: true }))
+  })
 
 export const withSyncOnMiss = (self: Job.Job.Any, sync: boolean | ((input: unknown) => boolean)): Job.Job.Any => {
   assertUnprocessed("Job.withSyncOnMiss", self)

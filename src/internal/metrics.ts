@@ -16,6 +16,9 @@ export interface JobMetrics {
   readonly refreshed: Metric.Metric.Counter<number>
   readonly refreshFailures: Metric.Metric.Counter<number>
   readonly storeErrors: Metric.Metric.Counter<number>
+  readonly enqueueErrors: Metric.Metric.Counter<number>
+  readonly fetchTimeouts: Metric.Metric.Counter<number>
+  readonly backgroundSkipped: Metric.Metric.Counter<number>
 }
 
 interface Counter {
@@ -34,6 +37,12 @@ export const deduplicated = counter("cacheback_deduplicated", "refreshes not enq
 export const refreshed = counter("cacheback_refreshed", "refreshes that stored a new value")
 export const refreshFailures = counter("cacheback_refresh_failures", "refreshes that failed after their last attempt")
 export const storeErrors = counter("cacheback_store_errors", "cache reads or writes that failed and were degraded")
+export const enqueueErrors = counter("cacheback_enqueue_errors", "refreshes the queue refused or did not take in time")
+export const fetchTimeouts = counter("cacheback_fetch_timeouts", "fetches interrupted at their deadline (Job.withFetchTimeout)")
+export const backgroundSkipped = counter(
+  "cacheback_background_skipped",
+  "writes and enqueues after a read's decision skipped because the process had its maximum running"
+)
 
 /**
  * `Metric.tagged` would union the tags on every update and miss the hook cache; a counter
@@ -75,7 +84,10 @@ export const forJob = (job: string): JobMetrics => {
       deduplicated: tag(deduplicated),
       refreshed: tag(refreshed),
       refreshFailures: tag(refreshFailures),
-      storeErrors: tag(storeErrors)
+      storeErrors: tag(storeErrors),
+      enqueueErrors: tag(enqueueErrors),
+      fetchTimeouts: tag(fetchTimeouts),
+      backgroundSkipped: tag(backgroundSkipped)
     }
     byJob.set(job, metrics)
   }

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Entry from "../Entry.js"
-import type { CodecError, KeyError, StoreError } from "../Errors.js"
+import type { CodecError, FetchTimeout, KeyError, StoreError } from "../Errors.js"
 import type * as Job from "../Job.js"
 import * as Policy from "../Policy.js"
 import type { RefreshQueue } from "../RefreshQueue.js"
@@ -21,13 +21,13 @@ import * as engine from "./read.js"
 type Stored<I, A, E, R, S> = engine.Stored<I, A, E, R, S>
 
 /** What `get` answers is the job's `Out`; the engine knows it as `unknown` (see `Job.get`). */
-export const get = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<unknown, E | KeyError, R | S | RefreshQueue> =>
+export const get = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<unknown, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
   engine.resolve(self, input, "get", readValue)
 
 export const lookup = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
-): Effect.Effect<Job.Lookup<unknown>, E | KeyError, R | S | RefreshQueue> => engine.resolve(self, input, "get", readLookup)
+): Effect.Effect<Job.Lookup<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> => engine.resolve(self, input, "get", readLookup)
 
 // Module-level bodies, so that a read allocates no closure for them. Traced reads record
 // the status they found on their span.
@@ -36,7 +36,7 @@ const readLookup = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Cloc
     ? Effect.tap(engine.lookup(read, clock, engine.answerLookup), (found) => Effect.annotateCurrentSpan("cacheback.status", found.status))
     : engine.lookup(read, clock, engine.answerLookup)
 
-const readValue = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Clock, traced: boolean): Effect.Effect<unknown, E, R> =>
+const readValue = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Clock, traced: boolean): Effect.Effect<unknown, E | FetchTimeout, R> =>
   traced
     ? Effect.map(
       readLookup(read, clock, true),
@@ -47,8 +47,8 @@ const readValue = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Clock
 export const getMany = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   inputs: Iterable<I>
-): Effect.Effect<Array<unknown>, E | KeyError, R | S | RefreshQueue> =>
-  Effect.suspend((): Effect.Effect<Array<unknown>, E | KeyError, R | S | RefreshQueue> => {
+): Effect.Effect<Array<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
+  Effect.suspend((): Effect.Effect<Array<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> => {
     const all = Array.from(inputs)
     const keys: Array<string> = []
     for (const input of all) {
@@ -56,7 +56,7 @@ export const getMany = <I, A, E, R, S>(
       if (Either.isLeft(key)) return Effect.fail(key.left)
       keys.push(key.right)
     }
-    return Effect.withFiberRuntime<Array<unknown>, E | KeyError, R | S | RefreshQueue>((fiber) => {
+    return Effect.withFiberRuntime<Array<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue>((fiber) => {
       if (engine.spansOn(self, fiber)) {
         return Effect.withSpan(getMany(internal.withSpans(self, false) as typeof self, all), "cacheback.getMany", {
           attributes: { "cacheback.job": self.name, "cacheback.keys": keys.length }
@@ -95,19 +95,19 @@ export const getMany = <I, A, E, R, S>(
     })
   })
 
-export const refresh = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<A, E | KeyError, R | S> =>
+export const refresh = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<A, E | FetchTimeout | KeyError, R | S> =>
   engine.resolveTarget(self, input, "refresh", engine.fetchAndStore)
 
 export const asyncRefresh = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
-): Effect.Effect<void, E | KeyError, R | S | RefreshQueue> =>
+): Effect.Effect<void, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
   engine.resolve(self, input, "asyncRefresh", (read) => Effect.asVoid(engine.enqueueElseRefresh(read)))
 
 export const invalidate = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
-): Effect.Effect<void, E | KeyError | StoreError | CodecError, R | S | RefreshQueue> =>
+): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue> =>
   engine.resolve(self, input, "invalidate", (read, clock) =>
     Effect.flatMap(read.store.get(read.key, self.valueSchema), (entry) => {
       if (entry._tag === "None") return Effect.void
@@ -147,7 +147,7 @@ export const refreshTask = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I,
   key: string
-): Effect.Effect<A, E | StoreError | CodecError, R | S> =>
+): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R | S> =>
   Effect.flatMap(self.store, (store) => engine.refreshAttempt(new engine.Target(self, input, key, store)))
 
 export const metrics = (self: { readonly name: string }): Metrics.JobMetrics => Metrics.forJob(self.name)

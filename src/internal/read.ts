@@ -17,11 +17,11 @@ import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type { Service as StoreService } from "../CacheStore.js"
 import * as Entry from "../Entry.js"
-import type { CodecError, KeyError, StoreError } from "../Errors.js"
+import { type CodecError, FetchTimeout, type KeyError, type StoreError } from "../Errors.js"
 import type * as Job from "../Job.js"
 import * as Policy from "../Policy.js"
 import { RefreshQueue, type Task } from "../RefreshQueue.js"
-import { degrade } from "./faults.js"
+import { degrade, warnThrottled } from "./faults.js"
 import { currentSpans } from "./job.js"
 import * as Metrics from "./metrics.js"
 import * as SingleFlight from "./singleFlight.js"
@@ -149,7 +149,11 @@ export const answerLookup = <I>(
 ): Job.Lookup<unknown> => ({ value, status, syncFetch })
 
 /** Reads the entry (synchronously where the store can), decides, and carries it out. */
-export const lookup = <I, A, E, R, X>(read: Read<I, A, E, R>, clock: Clock.Clock, answer: Answer<I, X>): Effect.Effect<X, E, R> => {
+export const lookup = <I, A, E, R, X>(
+  read: Read<I, A, E, R>,
+  clock: Clock.Clock,
+  answer: Answer<I, X>
+): Effect.Effect<X, E | FetchTimeout, R> => {
   const { input, job, key, store } = read
   if (store.unsafeGet !== undefined) {
     const now = clock.unsafeCurrentTimeMillis()
@@ -170,7 +174,7 @@ export const perform = <I, A, E, R, X>(
   read: Read<I, A, E, R>,
   decision: Policy.Decision<A>,
   answer: Answer<I, X>
-): Effect.Effect<X, E, R> => {
+): Effect.Effect<X, E | FetchTimeout, R> => {
   const { input, job } = read
   if (decision._tag === "Hit") return Effect.succeed(hit(job, input, decision, answer))
   const counters = Metrics.forJob(job.name)
@@ -206,9 +210,10 @@ export const hit = <I, A, X>(
 }
 
 /**
- * Stores the marker or the written-back stale entry, enqueues a refresh and answers
- * `served`. When the queue refuses, the refresh runs now, as cacheback does, and its value
- * is the answer; if that fails too, the caller gets `served` (logged).
+ * Answers `served` at once, and leaves the rest to the background (SPEC §7): store the
+ * marker or the written-back stale entry, then enqueue a refresh; when the queue refuses,
+ * the refresh runs in the background too (one per key in this process, shared with reads
+ * that fetch it).
  */
 const serveThenRefresh = <I, A, E, R, X>(
   read: Read<I, A, E, R>,
@@ -216,21 +221,87 @@ const serveThenRefresh = <I, A, E, R, X>(
   served: unknown,
   status: Policy.Status,
   answer: Answer<I, X>
-): Effect.Effect<X, never, R> =>
-  write(read, entry).pipe(
-    Effect.zipRight(enqueueElseRefresh(read)),
-    Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : Effect.as(
-        Effect.logWarning(`cacheback: job "${read.job.name}": the synchronous refresh of "${read.key}" failed`, cause),
-        Option.none()
-      )
-    ),
-    Effect.map((refreshed) =>
-      Option.isSome(refreshed)
-        ? answer(read.job, read.input, refreshed.value, status, true)
-        : answer(read.job, read.input, served, status, false)
-    )
+): Effect.Effect<X> =>
+  Effect.as(
+    inBackground(read, Effect.zipRight(write(read, entry), enqueueElseRefreshLater(read))),
+    answer(read.job, read.input, served, status, false)
   )
+
+// -----------------------------------------------------------------------------
+// Work after a decision, in the background
+// -----------------------------------------------------------------------------
+
+/**
+ * The most writes and enqueues after a read's decision that run at once in a process;
+ * beyond, they are skipped and counted (`cacheback_background_skipped`): under an outage of
+ * a slow store they would otherwise pile up without bound.
+ */
+export const maxBackground = 1_000
+
+let backgroundRunning = 0
+const backgroundKeys = new WeakMap<StoreService, Set<string>>()
+
+/**
+ * Runs `work` for the target's key in a fiber of its own, so that the caller never waits
+ * for the store or the queue after its decision: one at a time per key (a read that finds
+ * one running for its key leaves the work to it), at most `maxBackground` in the process.
+ * The read then yields once: in-process stores and queues, which answer at once, have done
+ * their part before it answers (a test sees the task queued).
+ */
+const inBackground = <I, A, E, R>(target: Target<I, A, E, R>, work: Effect.Effect<void>): Effect.Effect<void> =>
+  Effect.zipRight(
+    Effect.uninterruptible(Effect.suspend(() => {
+      let keys = backgroundKeys.get(target.store)
+      if (keys === undefined) {
+        keys = new Set()
+        backgroundKeys.set(target.store, keys)
+      }
+      if (keys.has(target.key)) return Effect.void
+      const running = keys
+      return bounded(
+        target.job.name,
+        Effect.asVoid(Effect.forkDaemon(Effect.ensuring(work, Effect.zipRight(Effect.sync(() => running.delete(target.key)), released)))),
+        () => running.add(target.key)
+      )
+    })),
+    Effect.yieldNow()
+  )
+
+/**
+ * `start` counted in the process's background work until what it starts ends, or skipped
+ * (counted) when `maxBackground` already run.
+ */
+const bounded = (job: string, start: Effect.Effect<void>, claim: () => void = () => {}): Effect.Effect<void> => {
+  if (backgroundRunning >= maxBackground) {
+    Metrics.bump(Metrics.forJob(job).backgroundSkipped)
+    return Effect.void
+  }
+  claim()
+  backgroundRunning++
+  return start
+}
+
+/** Ends one unit of background work. */
+const released = Effect.sync(() => {
+  backgroundRunning--
+})
+
+/**
+ * Enqueues a refresh of the read's key; when the queue refuses it, runs the refresh in the
+ * background instead (logged when it fails: nobody waits for it).
+ */
+const enqueueElseRefreshLater = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<void> =>
+  Effect.flatMap(enqueue(read, "refreshing in the background"), (queued) =>
+    queued === "queued" ? Effect.void : Effect.asVoid(Effect.forkDaemon(
+      Effect.catchAllCause(
+        Effect.provide(syncRefresh(read), read.context),
+        (cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning(
+            `cacheback: job "${read.job.name}": the background refresh of "${read.key}" failed; the entry stays as it was`,
+            cause
+          )
+      )
+    )))
 
 // -----------------------------------------------------------------------------
 // Enqueuing, fetching, storing
@@ -238,17 +309,21 @@ const serveThenRefresh = <I, A, E, R, X>(
 
 /**
  * Enqueues a refresh of the read's key; when the queue refuses it, refreshes now (sharing
- * a fetch of the key in flight). Answers the fetched value in that case, `None` when
- * queued; fails with the fetch's error.
+ * a fetch of the key in flight): `Job.asyncRefresh` and `Job.invalidate` (cacheback).
+ * Answers the fetched value in that case, `None` when queued; fails with the fetch's error.
  */
-export const enqueueElseRefresh = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<Option.Option<A>, E, R> =>
-  Effect.flatMap(enqueue(read), (queued) => queued === "queued" ? Effect.succeedNone : Effect.asSome(syncRefresh(read)))
+export const enqueueElseRefresh = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<Option.Option<A>, E | FetchTimeout, R> =>
+  Effect.flatMap(
+    enqueue(read, "refreshing synchronously"),
+    (queued) => queued === "queued" ? Effect.succeedNone : Effect.asSome(syncRefresh(read))
+  )
 
 /**
  * Puts a refresh of the read's key on the queue: `queued` (or collapsed into a waiting
- * task, counted as deduplicated), or `refused` (logged) when the caller must refresh.
+ * task, counted as deduplicated), or `refused` when the caller must refresh (counted in
+ * `cacheback_enqueue_errors`, and logged once per job every 10 s, saying what follows).
  */
-export const enqueue = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<"queued" | "refused"> => {
+export const enqueue = <I, A, E, R>(read: Read<I, A, E, R>, fallback: string): Effect.Effect<"queued" | "refused"> => {
   const task: Task = {
     job: read.job.name,
     key: read.key,
@@ -260,10 +335,13 @@ export const enqueue = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<"queu
     // request's) may be long closed when it runs.
     refresh: Effect.provide(Effect.scoped(refreshAttempt(read)), read.context)
   }
+  const counters = Metrics.forJob(read.job.name)
   return Effect.matchEffect(Context.get(read.context, RefreshQueue).enqueue(task), {
-    onFailure: (error) => Effect.as(Effect.logWarning(`cacheback: ${error.message}; refreshing synchronously`), "refused" as const),
+    onFailure: (error) => {
+      Metrics.bump(counters.enqueueErrors)
+      return Effect.as(warnThrottled("enqueue", read.job.name, `${error.message}; ${fallback}`), "refused" as const)
+    },
     onSuccess: (enqueued) => {
-      const counters = Metrics.forJob(read.job.name)
       Metrics.bump(enqueued === "enqueued" ? counters.enqueued : counters.deduplicated)
       return Effect.succeed("queued" as const)
     }
@@ -272,47 +350,84 @@ export const enqueue = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<"queu
 
 /**
  * A fetch while the caller waits, shared by every concurrent caller of the key in this
- * process (single flight); counted once, by the fetch that runs. A failed store write is
- * logged: the caller still gets the value.
+ * process (single flight); counted once, by the fetch that runs. The callers are answered
+ * as soon as the value is fetched; its store runs after, in the background (a failure is
+ * logged), and the flight lasts until it is done.
  */
-export const syncRefresh = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E, R> =>
+export const syncRefresh = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> =>
   SingleFlight.run(
     target.store,
     target.key,
     Effect.suspend(() => {
       Metrics.bump(Metrics.forJob(target.job.name).syncFetches)
-      return fetchAndStore(target)
-    })
-  )
+      return fetchThen(target, Effect.succeed)
+    }),
+    {
+      then: (entry) => bounded(target.job.name, Effect.ensuring(write(target, entry), released)),
+      // A flight answered but still storing (a store that hangs) is joined only while its
+      // value is fresh: a write that never ends cannot serve its value forever.
+      joinable: (entry, now) => now <= entry.expiresAt
+    }
+  ).pipe(Effect.map((entry) => entry.value))
 
-/** Fetches and stores; a failed store write is logged, and the value still answered. */
-export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E, R> =>
-  fetchThen(target, (entry) => write(target, entry))
+/** Fetches and stores (`Job.refresh`); a failed store write is logged, and the value still answered. */
+export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> =>
+  Effect.map(fetchThen(target, (entry) => Effect.as(write(target, entry), entry)), (entry) => entry.value)
 
 /**
  * One attempt at a background refresh: fetch, store, count. It fails when the value
  * cannot be stored too, so that a lost write is retried like a failed fetch.
  */
-export const refreshAttempt = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | StoreError | CodecError, R> =>
-  Effect.tap(
-    fetchThen(target, (entry) => target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema)),
-    () => Metrics.bump(Metrics.forJob(target.job.name).refreshed)
+export const refreshAttempt = <I, A, E, R>(
+  target: Target<I, A, E, R>
+): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R> =>
+  fetchThen(
+    target,
+    (entry) => Effect.as(target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema), entry)
+  ).pipe(
+    Effect.map((entry) => entry.value),
+    Effect.tap(() => Metrics.bump(Metrics.forJob(target.job.name).refreshed))
   )
 
-/** Fetches (in a `cacheback.fetch` span), saves the entry with the job's expiry, answers the value. */
-const fetchThen = <I, A, E, R, E2>(
+/**
+ * Fetches within the job's deadline (in a `cacheback.fetch` span), makes the entry with
+ * the job's expiry and hands it to `then`. A fetch past its deadline is interrupted (in
+ * the background, so that one that ignores interruption cannot hold its caller) and fails
+ * with `FetchTimeout`, logged and counted.
+ */
+const fetchThen = <I, A, E, R, X, E2>(
   target: Target<I, A, E, R>,
-  save: (entry: Entry.Value<A>) => Effect.Effect<void, E2>
-): Effect.Effect<A, E | E2, R> =>
-  target.job.fetch(target.input).pipe(
-    Effect.withSpan("cacheback.fetch", { attributes: { "cacheback.job": target.job.name, "cacheback.key": target.key } }),
-    Effect.flatMap((value) =>
-      Effect.flatMap(
-        Clock.currentTimeMillis,
-        (now) => Effect.as(save(Entry.value(value, now, now + Duration.toMillis(target.job.expiry(target.input)))), value)
+  then: (entry: Entry.Value<A>) => Effect.Effect<X, E2>
+): Effect.Effect<X, E | FetchTimeout | E2, R> => {
+  const { input, job, key } = target
+  const deadline = deadlineOf(target)
+  const fetch = job.fetch(input).pipe(
+    Effect.withSpan("cacheback.fetch", { attributes: { "cacheback.job": job.name, "cacheback.key": key } })
+  )
+  const bounded: Effect.Effect<A, E | FetchTimeout, R> = Duration.isFinite(deadline)
+    ? fetch.pipe(
+      Effect.disconnect,
+      Effect.timeoutFail({ duration: deadline, onTimeout: () => new FetchTimeout({ job: job.name, key, millis: Duration.toMillis(deadline) }) }),
+      Effect.tapError((error) =>
+        error instanceof FetchTimeout
+          ? Effect.zipRight(Effect.sync(() => Metrics.bump(Metrics.forJob(job.name).fetchTimeouts)), Effect.logWarning(`cacheback: ${error.message}`))
+          : Effect.void
       )
     )
+    : fetch
+  return Effect.flatMap(
+    bounded,
+    (value) =>
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => then(Entry.value(value, now, now + Duration.toMillis(job.expiry(input))))
+      )
   )
+}
+
+/** The deadline of a fetch of the target: `withFetchTimeout`, else the refresh timeout. */
+const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Duration.Duration =>
+  job.fetchTimeout === undefined ? job.refreshTimeout(input) : job.fetchTimeout(input)
 
 /** A write a read makes: a failure (or a store that dies) is logged and counted; the read goes on. */
 export const write = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.Entry<A>): Effect.Effect<void> =>

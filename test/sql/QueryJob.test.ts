@@ -9,7 +9,7 @@ import { Model, SqlClient } from "@effect/sql"
 import { LibsqlClient } from "@effect/sql-libsql"
 import { describe, expect, expectTypeOf, it, layer } from "@effect/vitest"
 import { Effect, Either, Layer, Option, Schema } from "effect"
-import { CacheStore, Job, type KeyError, RefreshQueue } from "effect-cacheback"
+import { CacheStore, type FetchTimeout, Job, type KeyError, RefreshQueue } from "effect-cacheback"
 import { FilterError, type MultipleFound, type NotFound, QueryJob } from "effect-cacheback/sql"
 import { fingerprint } from "../../src/internal/fingerprint.js"
 
@@ -68,12 +68,12 @@ describe("QueryJob types", () => {
     expectTypeOf(Job.get(user, { username: "alan" })).toEqualTypeOf<
       Effect.Effect<
         User,
-        FilterError | NotFound | MultipleFound | QueryJob.QueryError | KeyError,
+        FilterError | NotFound | MultipleFound | QueryJob.QueryError | KeyError | FetchTimeout,
         SqlClient.SqlClient | CacheStore.CacheStore | RefreshQueue.RefreshQueue
       >
     >()
     expectTypeOf(Job.get(users, { isStaff: true })).toMatchTypeOf<
-      Effect.Effect<ReadonlyArray<User>, QueryJob.QueryError | KeyError, any>
+      Effect.Effect<ReadonlyArray<User>, QueryJob.QueryError | KeyError | FetchTimeout, any>
     >()
     QueryJob.filter(User, { table: "users", orderBy: ["username", "-createdAt"], limit: 10 })
     expect(() =>
