@@ -59,7 +59,8 @@ export const getMany = <I, A, E, R, S>(
     return Effect.withFiberRuntime<Array<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue>((fiber) => {
       if (engine.spansOn(self, fiber)) {
         return Effect.withSpan(getMany(internal.withSpans(self, false) as typeof self, all), "cacheback.getMany", {
-          attributes: { "cacheback.job": self.name, "cacheback.keys": keys.length }
+          attributes: { "cacheback.job": self.name, "cacheback.keys": keys.length },
+          captureStackTrace: false
         })
       }
       const context = engine.callerContext<R | S | RefreshQueue>(fiber)

@@ -111,7 +111,10 @@ export const spansOn = (job: { readonly spans: boolean }, fiber: Fiber.RuntimeFi
   job.spans || fiber.getFiberRef(currentSpans)
 
 const inSpan = <X, E, R>(effect: Effect.Effect<X, E, R>, operation: string, job: string, key: string) =>
-  Effect.withSpan(effect, `cacheback.${operation}`, { attributes: { "cacheback.job": job, "cacheback.key": key } })
+  Effect.withSpan(effect, `cacheback.${operation}`, {
+    attributes: { "cacheback.job": job, "cacheback.key": key },
+    captureStackTrace: false
+  })
 
 // -----------------------------------------------------------------------------
 // Looking up, deciding, answering
@@ -402,7 +405,10 @@ const fetchThen = <I, A, E, R, X, E2>(
   const { input, job, key } = target
   const deadline = deadlineOf(target)
   const fetch = job.fetch(input).pipe(
-    Effect.withSpan("cacheback.fetch", { attributes: { "cacheback.job": job.name, "cacheback.key": key } })
+    Effect.withSpan("cacheback.fetch", {
+      attributes: { "cacheback.job": job.name, "cacheback.key": key },
+      captureStackTrace: false
+    })
   )
   const bounded: Effect.Effect<A, E | FetchTimeout, R> = Duration.isFinite(deadline)
     ? fetch.pipe(

@@ -66,7 +66,9 @@ export const attempt = (task: Task, attempt: number, retry: string): Effect.Effe
         : Effect.as(attemptFailed(task, cause, attempt, attemptsOf(task.options), retry), { _tag: "Failed", cause } as const)
     ),
     Effect.withSpan(spanName, {
-      attributes: { "cacheback.job": task.job, "cacheback.key": task.key, "cacheback.attempt": attempt }
+      attributes: { "cacheback.job": task.job, "cacheback.key": task.key, "cacheback.attempt": attempt },
+      // The library's own frames say nothing to a user, and capturing them costs per task.
+      captureStackTrace: false
     })
   )
 
