@@ -109,7 +109,7 @@ const refreshLatency = Effect.gen(function*() {
     Job.withSchema({ input: Schema.String })
   )
   const enqueued = Job.metrics(latencyJob).enqueued
-  yield* RefreshWorker.run({ jobs: [latencyJob], concurrency: 8 })
+  yield* RefreshWorker.start({ jobs: [latencyJob], concurrency: 8 })
   const samples: Array<number> = []
   for (let i = 0; i < 300; i++) {
     const key = `k${i}`

@@ -55,8 +55,10 @@ export const requireRedis = async (): Promise<void> => {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await requireRedis()
-  // Runs until interrupted (Ctrl-C, SIGTERM): then the scope stops the worker gracefully.
-  const main = RefreshWorker.run({ jobs: [report], concurrency: 2, name }).pipe(
+  // `RefreshWorker.run` alone is a worker until interrupted; `start` returns once it consumes,
+  // to say "ready" (examples/distributed.ts waits for it), and then the scope is held open.
+  // Interrupted (Ctrl-C, SIGTERM), the scope closes and the worker finishes its refreshes.
+  const main = RefreshWorker.start({ jobs: [report], concurrency: 2, name }).pipe(
     Effect.zipRight(Console.log(`[${name}] ready`)),
     Effect.zipRight(Effect.never),
     Effect.scoped,

@@ -1,6 +1,9 @@
 /**
  * A `RefreshQueue` on BullMQ (SPEC §5): refreshes leave the process as tasks `{ job, key,
- * input }` and run in `RefreshWorker`s, in any number of processes.
+ * input, store }` and run in `RefreshWorker`s, in any number of processes. `store` is the
+ * identity of the producer's cache store (`redis:<prefix>`; absent for an in-process
+ * store), so that a worker writing elsewhere refuses the task instead of refreshing
+ * entries nobody reads.
  *
  * - Enqueues of one key collapse while its task waits; while it runs, one more may wait
  *   (BullMQ deduplication with `keepLastIfActive`).
@@ -84,7 +87,7 @@ export interface Options {
 
 /**
  * Tasks go to BullMQ. Provides `RefreshQueue` (what `Job.get` enqueues to) and
- * `BullRefreshQueue` (what `RefreshWorker.run` consumes). Queues are opened when a job
+ * `BullRefreshQueue` (what `RefreshWorker.run` and `start` consume). Queues are opened when a job
  * first enqueues to them and closed with the layer's scope.
  *
  * Throws at once for an empty or `:`-containing queue name, or bad counts or durations.

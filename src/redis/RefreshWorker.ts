@@ -2,13 +2,19 @@
  * Runs the refresh tasks of a `BullRefreshQueue` (SPEC §5): in any number of processes,
  * each with the jobs it may run, storing through the `CacheStore` in its context.
  *
- * - A task names its job; the worker finds it among `jobs` and decodes the input with the
- *   job's input schema. A task it cannot run (unknown job, undecodable input) is failed at
- *   once with the reason, kept in BullMQ's failed set, and the worker goes on.
+ * - A task names its job; the worker finds it among `jobs`, checks that the task's producer
+ *   writes to the store the worker writes the job's entries to, decodes the input with the
+ *   job's input schema (an input field the schema does not know is refused, never dropped)
+ *   and checks that the task's key is its own `job.key(input)`. A task it cannot run
+ *   (unknown job, another store, undecodable input, another key) is failed at once with
+ *   the reason, kept in BullMQ's failed set, and the worker goes on.
  * - A failing fetch is retried per the job's queue options (attempts, backoff), then failed.
  * - A worker killed mid-refresh loses no task: its lock expires within `lockDuration` and
  *   another worker's stalled-job check (every `stalledInterval`; a task is put back on the
  *   second check that finds it unlocked) hands it to a live worker.
+ * - Logs: start and stop at INFO (WARN when refreshes had to be cut short), lost and
+ *   regained connections at WARN / INFO, failed and rejected tasks at WARN, each refresh at
+ *   DEBUG (under load there are thousands a second).
  *
  * @since 0.1.0
  */
@@ -16,6 +22,7 @@ import { hostname } from "node:os"
 import { type Job as BullJob, UnrecoverableError, Worker } from "bullmq"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -56,8 +63,9 @@ export interface Options<Jobs extends ReadonlyArray<Job.Job.Any>> {
   /** How many times a task may lose its worker before it is failed. Default 1. */
   readonly maxStalledCount?: number
   /**
-   * When the scope closes, how long running refreshes may take to finish before they are
-   * interrupted (their tasks then go to another worker). Default 10 seconds.
+   * When the worker stops (interrupted, or its scope closed), how long running refreshes
+   * may take to finish before they are interrupted (their tasks then go to another worker).
+   * Default 10 seconds.
    */
   readonly closeTimeout?: Duration.DurationInput
   /** Shown in logs and in BullMQ. Default `<host>:<pid>`. */
@@ -75,81 +83,39 @@ export type Requirements<Jobs extends ReadonlyArray<Job.Job.Any>> = Jobs[number]
   : never
 
 /**
- * Starts consuming the queues of `jobs` (each job's `queue` option, else the layer's
- * `queueName`) and returns once the workers are connected, or after 2 seconds when Redis
- * is unreachable (they connect when it is back). They stop with the scope: no new task is
- * taken, and running refreshes are awaited for up to `closeTimeout`.
+ * A worker that runs until interrupted: consumes the queues of `jobs` (each job's `queue`
+ * option, else the layer's `queueName`), and when interrupted (Ctrl-C under
+ * `NodeRuntime.runMain`, a fiber interrupted) stops as `start`'s worker does when its
+ * scope closes. `NodeRuntime.runMain(RefreshWorker.run({ jobs }).pipe(Effect.provide(…)))`
+ * is a worker process.
+ *
+ * Throws at once for no jobs, two jobs with one name, or bad counts or durations.
  *
  * @since 0.1.0
- * @category constructors
+ * @category running
  */
 export const run = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
   options: Options<Jobs>
-): Effect.Effect<void, never, BullRefreshQueue | Scope.Scope | Requirements<Jobs>> => {
-  const settings = validate(options)
-  return Effect.gen(function*() {
-    const bull = yield* BullRefreshQueue
-    // Refreshes run as fibers of this set: closing the scope interrupts what is left.
-    const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
-    const runFork = yield* FiberSet.runtime(refreshes)<Requirements<Jobs>>()
-    const queues = Array.from(new Set(Array.from(settings.jobs.values(), (job) => bull.queueOf(job.queueOptions))))
-    const client = yield* connect(
-      bull.connection,
-      "worker",
-      `the refresh worker "${settings.name}"`,
-      "refreshes wait until it is back"
-    )
-    for (const queue of queues) {
-      const worker = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          neverThrow(
-            new Worker(queue, processor(runFork, settings.jobs, queue), {
-              connection: client,
-              ...(bull.prefix !== undefined ? { prefix: bull.prefix } : {}),
-              name: settings.name,
-              concurrency: settings.concurrency,
-              lockDuration: settings.lockDuration,
-              stalledInterval: settings.stalledInterval,
-              maxStalledCount: settings.maxStalledCount,
-              // BullMQ waits 15 s after a failed Redis call by default; a refresh worker
-              // should be back soon after Redis is.
-              runRetryDelay: 1000
-            })
-          )
-        ),
-        (worker) => stop(worker, refreshes, settings.closeTimeout)
-      )
-      yield* Effect.interruptible(Effect.tryPromise(() => worker.waitUntilReady())).pipe(
-        Effect.timeout("2 seconds"),
-        Effect.ignore
-      )
-    }
-    yield* Effect.logInfo(
-      `cacheback: refresh worker "${settings.name}" runs ${Array.from(settings.jobs.keys()).join(", ")} ` +
-        `from ${queues.map((queue) => `"${queue}"`).join(", ")}`
-    )
-  })
-}
+): Effect.Effect<never, never, BullRefreshQueue | Requirements<Jobs>> =>
+  Effect.scoped(Effect.zipRight(consume<Requirements<Jobs>>(validate("RefreshWorker.run", options)), Effect.never))
 
 /**
- * Takes no new task, waits up to `timeout` for the running refreshes, then closes. BullMQ's
- * own graceful close can wait forever while Redis is unreachable; a task cut short here is
- * not lost: its lock expires and another worker runs it.
+ * Starts consuming the queues of `jobs` and returns once the workers are connected, or
+ * after 2 seconds when Redis is unreachable (they connect when it is back). They stop with
+ * the scope: no new task is taken, and running refreshes are awaited for up to
+ * `closeTimeout`. `Effect.scoped(start(…))` alone would stop them as soon as they start:
+ * `run` is the worker that runs until interrupted.
+ *
+ * @since 0.2.0
+ * @category constructors
  */
-const stop = (worker: Worker, refreshes: FiberSet.FiberSet<Exit.Exit<void, Failure>>, timeout: number): Effect.Effect<void> =>
-  Effect.interruptible(
-    Effect.tryPromise(() => worker.pause(true)).pipe(
-      Effect.timeout("1 second"),
-      Effect.ignore,
-      Effect.zipRight(Effect.timeout(FiberSet.awaitEmpty(refreshes), timeout)),
-      Effect.ignore,
-      Effect.zipRight(Effect.timeout(Effect.tryPromise(() => worker.close(true)), "5 seconds")),
-      Effect.ignore
-    )
-  )
+export const start = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
+  options: Options<Jobs>
+): Effect.Effect<void, never, BullRefreshQueue | Scope.Scope | Requirements<Jobs>> =>
+  consume<Requirements<Jobs>>(validate("RefreshWorker.start", options))
 
 /**
- * `run` as a layer: `Layer.launch(RefreshWorker.layer({ jobs }).pipe(Layer.provide(…)))`
+ * `start` as a layer: `Layer.launch(RefreshWorker.layer({ jobs }).pipe(Layer.provide(…)))`
  * is a worker process.
  *
  * @since 0.1.0
@@ -157,13 +123,14 @@ const stop = (worker: Worker, refreshes: FiberSet.FiberSet<Exit.Exit<void, Failu
  */
 export const layer = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
   options: Options<Jobs>
-): Layer.Layer<never, never, BullRefreshQueue | Requirements<Jobs>> => Layer.scopedDiscard(run(options))
+): Layer.Layer<never, never, BullRefreshQueue | Requirements<Jobs>> =>
+  Layer.scopedDiscard(consume<Requirements<Jobs>>(validate("RefreshWorker.layer", options)))
 
 /**
  * Tasks handled by workers, tagged `outcome`: `refreshed`, `retried` (an attempt failed,
- * another follows), `failed` (the last attempt failed), `rejected` (unknown job or
- * undecodable input). Each job's own counters (`Job.metrics`) count its refreshes and
- * failed refreshes too.
+ * another follows), `failed` (the last attempt failed), `rejected` (an unknown job, a
+ * producer on another store, an undecodable input, a key that is not the worker's). Each
+ * job's own counters (`Job.metrics`) count its refreshes and failed refreshes too.
  *
  * @since 0.1.0
  * @category observability
@@ -183,6 +150,98 @@ const outcomes = {
 // -----------------------------------------------------------------------------
 
 /**
+ * The workers of `start`, `run` and `layer`, one BullMQ worker per queue. `R` is what the
+ * jobs require: the refreshes run with it, and each job's store in it says where the job's
+ * entries go, which a task's producer must share.
+ */
+const consume = <R>(settings: Settings): Effect.Effect<void, never, BullRefreshQueue | Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const bull = yield* BullRefreshQueue
+    const context = yield* Effect.context<R>()
+    const worker: TaskData.Worker = {
+      jobs: settings.jobs,
+      stores: new Map(Array.from(settings.jobs, ([name, job]) => [name, Context.unsafeGet(context, job.store).identity]))
+    }
+    // Refreshes run as fibers of this set: closing the scope interrupts what is left.
+    const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
+    const runFork = yield* FiberSet.runtime(refreshes)<R>()
+    const queues = Array.from(new Set(Array.from(settings.jobs.values(), (job) => bull.queueOf(job.queueOptions))))
+    const client = yield* connect(
+      bull.connection,
+      "worker",
+      `the refresh worker "${settings.name}"`,
+      "refreshes wait until it is back"
+    )
+    const workers: Array<Worker> = []
+    yield* Effect.addFinalizer((exit) => stop(settings, workers, refreshes, exit))
+    for (const queue of queues) {
+      const consumer = yield* Effect.sync(() => {
+        const created = neverThrow(
+          new Worker(queue, processor(runFork, worker, queue), {
+            connection: client,
+            ...(bull.prefix !== undefined ? { prefix: bull.prefix } : {}),
+            name: settings.name,
+            concurrency: settings.concurrency,
+            lockDuration: settings.lockDuration,
+            stalledInterval: settings.stalledInterval,
+            maxStalledCount: settings.maxStalledCount,
+            // BullMQ waits 15 s after a failed Redis call by default; a refresh worker
+            // should be back soon after Redis is.
+            runRetryDelay: 1000
+          })
+        )
+        workers.push(created)
+        return created
+      })
+      yield* Effect.interruptible(Effect.tryPromise(() => consumer.waitUntilReady())).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.ignore
+      )
+    }
+    yield* Effect.logInfo(
+      `cacheback: refresh worker "${settings.name}" runs ${Array.from(settings.jobs.keys()).join(", ")} ` +
+        `from ${queues.map((queue) => `"${queue}"`).join(", ")}`
+    )
+  })
+
+/**
+ * Takes no new task, waits up to `closeTimeout` for the running refreshes, closes the
+ * workers, and says why it stopped and what became of the refreshes. BullMQ's own graceful
+ * close can wait forever while Redis is unreachable; a task cut short here is not lost: its
+ * lock expires and another worker runs it. Finalizers are uninterruptible, so each wait is
+ * made interruptible for its timeout to end it.
+ */
+const stop = (
+  settings: Settings,
+  workers: ReadonlyArray<Worker>,
+  refreshes: FiberSet.FiberSet<Exit.Exit<void, Failure>>,
+  exit: Exit.Exit<unknown, unknown>
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const each = (f: (worker: Worker) => Promise<unknown>, limit: Duration.DurationInput) =>
+      Effect.forEach(
+        workers,
+        (worker) => Effect.ignore(Effect.timeout(Effect.interruptible(Effect.tryPromise(() => f(worker))), limit)),
+        { concurrency: "unbounded", discard: true }
+      )
+    yield* each((worker) => worker.pause(true), "1 second")
+    const running = yield* FiberSet.size(refreshes)
+    yield* Effect.ignore(Effect.timeout(Effect.interruptible(FiberSet.awaitEmpty(refreshes)), settings.closeTimeout))
+    const left = yield* FiberSet.size(refreshes)
+    yield* each((worker) => worker.close(true), "5 seconds")
+    const why = Exit.isInterrupted(exit) ? "interrupted" : Exit.isFailure(exit) ? "its scope closed with a failure" : "its scope closed"
+    const stopped = `cacheback: refresh worker "${settings.name}" stopped (${why}); `
+    const within = `within closeTimeout (${settings.closeTimeout} ms)`
+    if (left > 0) {
+      return yield* Effect.logWarning(
+        `${stopped}refreshes running: ${running}; ${left} did not finish ${within} and are interrupted: ` +
+          `their tasks go to another worker once their locks expire`
+      )
+    }
+    yield* Effect.logInfo(stopped + (running === 0 ? "no refresh was running" : `refreshes running: ${running}, all finished ${within}`))
+  })
+
+/**
  * BullMQ's processor: runs the task as a fiber of the worker's set, with the worker's
  * context; BullMQ's abort signal interrupts it. A rejected task throws `UnrecoverableError`,
  * so that BullMQ fails it without retrying.
@@ -191,11 +250,11 @@ const processor = <R>(
   runFork: <XE extends Exit.Exit<void, Failure>, XA extends Exit.Exit<void, Failure>>(
     effect: Effect.Effect<XA, XE, R>
   ) => Fiber.RuntimeFiber<XA, XE>,
-  jobs: ReadonlyMap<string, Job.Job.Any>,
+  worker: TaskData.Worker,
   queue: string
 ) =>
 async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
-  const fiber = runFork(Effect.exit(handle<R>(task, jobs, queue)))
+  const fiber = runFork(Effect.exit(handle<R>(task, worker, queue)))
   const abort = () => fiber.unsafeInterruptAsFork(FiberId.none)
   signal?.addEventListener("abort", abort, { once: true })
   const exit = Exit.flatten(await new Promise<Exit.Exit<Exit.Exit<void, Failure>>>((resolve) => fiber.addObserver(resolve)))
@@ -212,8 +271,8 @@ async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
 type Failure = { readonly _tag: "Rejected"; readonly reason: string } | { readonly _tag: "Failed"; readonly reason: string }
 
 /** One attempt at a task; `R` is what the worker's jobs require, which its runtime holds. */
-const handle = <R>(task: BullJob, jobs: ReadonlyMap<string, Job.Job.Any>, queue: string): Effect.Effect<void, Failure, R> => {
-  const decoded = TaskData.decode(task.data, jobs)
+const handle = <R>(task: BullJob, worker: TaskData.Worker, queue: string): Effect.Effect<void, Failure, R> => {
+  const decoded = TaskData.decode(task.data, worker)
   if (Either.isLeft(decoded)) {
     const error = decoded.left
     return Effect.zipRight(
@@ -225,12 +284,12 @@ const handle = <R>(task: BullJob, jobs: ReadonlyMap<string, Job.Job.Any>, queue:
   const attempt = task.attemptsMade + 1
   const attempts = task.opts.attempts ?? 1
   return Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
+    const began = yield* Clock.currentTimeMillis
     const exit = yield* Effect.exit(Job.refreshTask(job, input, key))
-    const millis = (yield* Clock.currentTimeMillis) - start
+    const millis = (yield* Clock.currentTimeMillis) - began
     if (Exit.isSuccess(exit)) {
       yield* Metric.increment(outcomes.refreshed)
-      yield* Effect.logInfo(`cacheback: refreshed "${key}" of job "${job.name}" in ${millis} ms`).pipe(
+      yield* Effect.logDebug(`cacheback: refreshed "${key}" of job "${job.name}" in ${millis} ms`).pipe(
         Effect.annotateLogs("cacheback.durationMs", millis)
       )
       return
@@ -263,8 +322,7 @@ interface Settings {
   readonly closeTimeout: number
 }
 
-const validate = (options: Options<ReadonlyArray<Job.Job.Any>>): Settings => {
-  const where = "RefreshWorker.run"
+const validate = (where: string, options: Options<ReadonlyArray<Job.Job.Any>>): Settings => {
   if (typeof options !== "object" || options === null || !Array.isArray(options.jobs)) {
     throw new TypeError(`${where}: expected options { jobs: [job, …] }`)
   }

@@ -29,4 +29,4 @@ export * as RefreshWorker from "./RefreshWorker.js"
 /**
  * @since 0.1.0
  */
-export { TaskDecodeError, UnknownJobError } from "./Errors.js"
+export { TaskDecodeError, TaskKeyError, TaskStoreError, UnknownJobError } from "./Errors.js"

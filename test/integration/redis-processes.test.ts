@@ -1,7 +1,7 @@
 /**
  * Worker processes on the real Redis (issue 3 point 6): two worker processes spawned with
  * `child_process` and this process as the producer. The processes share nothing but
- * Redis: tasks cross as `{ job, key, input }`, values come back through the store.
+ * Redis: tasks cross as `{ job, key, input, store }`, values come back through the store.
  *
  * Each test starts its own workers in the two processes (own store prefix, own queue) and
  * stops them after; the SIGKILL test runs last, since it ends one of the processes.

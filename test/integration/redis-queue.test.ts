@@ -1,11 +1,13 @@
 /**
  * BullRefreshQueue and RefreshWorker on the real Redis, in this process (issue 3 points 2
- * and 3): what a task carries, how enqueues collapse, queue options, and how a worker
- * treats tasks it cannot run and fetches that fail.
+ * and 3, issue 9 points 1, 2, 12 and 13): what a task carries, how enqueues collapse, queue
+ * options, how a worker treats tasks it cannot run (unknown job, an input field it does not
+ * know, another key, another store) and fetches that fail, how it runs and stops, and what
+ * it logs at which level.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Queue } from "bullmq"
-import { Deferred, Effect, Layer, Metric, Option, Schema } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, LogLevel, Metric, Option, Schema } from "effect"
 import { Job, RefreshQueue } from "effect-cacheback"
 import { BullRefreshQueue, RedisCacheStore, RefreshWorker } from "effect-cacheback/redis"
 import { captureLogs, count } from "../support/kit.js"
@@ -44,8 +46,8 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
   const until = <A>(what: string, within: number, check: () => Promise<A | undefined>) =>
     Effect.promise(() => eventually(what, within, check))
 
-  it.live("a task is { job, key, input }, the input encoded by the job's input schema", () => {
-    const { inspect, layer } = setup("data")
+  it.live("a task is { job, key, input, store }, the input encoded by the job's input schema, store the producer's", () => {
+    const { inspect, layer, prefix } = setup("data")
     const job = Job.make({ name: "encodedInput", fetch: (input: { readonly day: Date }) => Effect.succeed(input.day.getTime()) }).pipe(
       Job.withSchema({ input: Schema.Struct({ day: Schema.Date }) })
     )
@@ -55,12 +57,17 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
       const queue = yield* inspect()
       const [task] = yield* Effect.promise(() => queue.getJobs(["waiting"]))
       expect(task.name).toBe("encodedInput")
-      expect(task.data).toEqual({ job: "encodedInput", key: keyOf(job, input), input: { day: "2024-05-01T00:00:00.000Z" } })
+      expect(task.data).toEqual({
+        job: "encodedInput",
+        key: keyOf(job, input),
+        input: { day: "2024-05-01T00:00:00.000Z" },
+        store: `redis:${prefix}`
+      })
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
 
   it.live("a job with an input and no input schema fails at enqueue, typed, saying to add one; a read refreshes synchronously", () => {
-    const { inspect, layer } = setup("noschema")
+    const { inspect, layer, prefix } = setup("noschema")
     let fetched = 0
     const job = Job.make({ name: "noInputSchema", fetch: (n: number) => Effect.sync(() => n + ++fetched) })
     const noInput = Job.make({ name: "voidInput", fetch: () => Effect.succeed("v") })
@@ -83,12 +90,12 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
       yield* Job.asyncRefresh(noInput)
       const bull = yield* inspect()
       const waiting = yield* Effect.promise(() => bull.getJobs(["waiting"]))
-      expect(waiting.map((task) => task.data)).toEqual([{ job: "voidInput", key: "voidInput" }])
+      expect(waiting.map((task) => task.data)).toEqual([{ job: "voidInput", key: "voidInput", store: `redis:${prefix}` }])
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
 
   it.live("enqueues of one key collapse while its task waits; while it runs, one more may wait", () => {
-    const { inspect, layer } = setup("dedup")
+    const { inspect, layer, prefix } = setup("dedup")
     let runs = 0
     return Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
@@ -97,7 +104,15 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
         fetch: (n: number) => Effect.zipRight(Effect.sync(() => ++runs), Deferred.await(gate)).pipe(Effect.as(n))
       }).pipe(Job.withSchema({ input: Schema.Number, value: Schema.Number }))
       const queue = yield* RefreshQueue.RefreshQueue
-      const task = { job: job.name, key: keyOf(job, 1), input: 1, inputSchema: job.inputSchema, options: {}, refresh: Effect.void }
+      const task = {
+        job: job.name,
+        key: keyOf(job, 1),
+        store: `redis:${prefix}`,
+        input: 1,
+        inputSchema: job.inputSchema,
+        options: {},
+        refresh: Effect.void
+      }
       expect(yield* Effect.all([queue.enqueue(task), queue.enqueue(task), queue.enqueue(task)])).toEqual([
         "enqueued",
         "deduplicated",
@@ -106,7 +121,7 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
       const bull = yield* inspect()
       expect(yield* Effect.promise(() => bull.getWaitingCount())).toBe(1)
 
-      yield* RefreshWorker.run({ jobs: [job] })
+      yield* RefreshWorker.start({ jobs: [job] })
       yield* until("the task runs", 5_000, async () => (runs === 1 ? true : undefined))
       // While it runs: one more is kept for after it, and no more than one.
       yield* Effect.all([queue.enqueue(task), queue.enqueue(task), queue.enqueue(task)])
@@ -149,7 +164,7 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
   })
 
   it.live("a task for an unknown job or with an undecodable input fails with its reason, and the worker goes on", () => {
-    const { inspect, layer } = setup("reject")
+    const { inspect, layer, prefix } = setup("reject")
     const job = Job.make({ name: "known", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
       Job.withSchema({ input: Schema.Number, value: Schema.Number })
     )
@@ -157,10 +172,12 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const before = yield* count(rejected)
-      yield* RefreshWorker.run({ jobs: [job] })
+      yield* RefreshWorker.start({ jobs: [job] })
       const bull = yield* inspect()
       yield* Effect.promise(() => bull.add("ghost", { job: "ghost", key: "ghost:1", input: 1 }, { attempts: 3 }))
-      yield* Effect.promise(() => bull.add("known", { job: "known", key: keyOf(job, "x"), input: "not a number" }, { attempts: 3 }))
+      yield* Effect.promise(() =>
+        bull.add("known", { job: "known", key: keyOf(job, "x"), input: "not a number", store: `redis:${prefix}` }, { attempts: 3 })
+      )
       yield* Effect.promise(() => bull.add("junk", "just a string", { attempts: 3 }))
       yield* Job.asyncRefresh(job, 21)
       expect(yield* poll("the good task is refreshed", 5_000, Effect.map(storedValue(job, 21), Option.getOrUndefined))).toBe(42)
@@ -180,7 +197,7 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
     }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
   })
 
-  it.live("a failing fetch is retried with backoff, then failed; each refresh is logged with job, key and duration", () => {
+  it.live("a failing fetch is retried with backoff, then failed; each refresh is logged at DEBUG with job, key and duration", () => {
     const { inspect, layer } = setup("retry")
     const calls = new Map<number, number>()
     const flaky = Job.make({
@@ -199,7 +216,7 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const failuresBefore = yield* count(Job.metrics(flaky).refreshFailures)
-      yield* RefreshWorker.run({ jobs: [flaky] })
+      yield* RefreshWorker.start({ jobs: [flaky] })
       yield* Job.asyncRefresh(flaky, 2)
       yield* Job.asyncRefresh(flaky, 5)
       const bull = yield* inspect()
@@ -215,10 +232,10 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
       expect(failed.attemptsMade).toBe(3)
       expect(failed.failedReason).toBe("attempt 3 of 5 fails")
       expect((yield* count(Job.metrics(flaky).refreshFailures)) - failuresBefore).toBe(1)
-      expect(logs.lines.some((line) => line.startsWith("INFO") && /refreshed "flaky:.*" of job "flaky" in \d+ ms/.test(line))).toBe(true)
+      expect(logs.lines.some((line) => line.startsWith("DEBUG") && /refreshed "flaky:.*" of job "flaky" in \d+ ms/.test(line))).toBe(true)
       expect(logs.lines.some((line) => line.includes("(attempt 1 of 3); BullMQ retries it"))).toBe(true)
       expect(logs.lines.some((line) => line.includes("(attempt 3 of 3); giving up"))).toBe(true)
-    }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
+    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(layer, logs.layer, Logger.minimumLogLevel(LogLevel.Debug))))
   })
 
   it.live("completed and failed tasks are kept in bounded numbers", () => {
@@ -228,7 +245,7 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
       fetch: (n: number) => (n < 0 ? Effect.fail("negative") : Effect.succeed(n))
     }).pipe(Job.withSchema({ input: Schema.Number, value: Schema.Number }), Job.withQueueOptions({ attempts: 1 }))
     return Effect.gen(function*() {
-      yield* RefreshWorker.run({ jobs: [job], concurrency: 4 })
+      yield* RefreshWorker.start({ jobs: [job], concurrency: 4 })
       const bull = yield* inspect()
       for (const n of [1, 2, 3, 4, 5, -1, -2, -3]) yield* Job.asyncRefresh(job, n)
       yield* until("all ran", 10_000, async () => {
@@ -242,6 +259,186 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
 
+  /** The failed tasks of a queue, once there are `n`. */
+  const failedTasks = (bull: Queue, n: number) =>
+    until(`${n} task(s) fail`, 5_000, async () => {
+      const failed = await bull.getFailed()
+      return failed.length === n ? failed : undefined
+    })
+
+  // Issue 9 point 1: a rolling deploy where the producer's job gained an input field.
+  it.live("an older worker rejects a newer producer's input field it does not know, naming it, and stores nothing", () => {
+    const { inspect, layer } = setup("excess")
+    const older = Job.make({ name: "greeting", fetch: (input: { readonly id: number }) => Effect.succeed(`hello ${input.id}`) }).pipe(
+      Job.withSchema({ input: Schema.Struct({ id: Schema.Number }), value: Schema.String })
+    )
+    const newer = Job.make({
+      name: "greeting",
+      fetch: (input: { readonly id: number; readonly lang?: string | undefined }) =>
+        Effect.succeed(input.lang === "fr" ? `bonjour ${input.id}` : `hello ${input.id}`)
+    }).pipe(Job.withSchema({ input: Schema.Struct({ id: Schema.Number, lang: Schema.optional(Schema.String) }), value: Schema.String }))
+    const rejected = Metric.tagged(RefreshWorker.tasks, "outcome", "rejected")
+    return Effect.gen(function*() {
+      const before = yield* count(rejected)
+      yield* Job.asyncRefresh(newer, { id: 3, lang: "fr" })
+      yield* RefreshWorker.start({ jobs: [older] })
+      const [failed] = yield* failedTasks(yield* inspect(), 1)
+      expect(failed.failedReason).toContain(`cannot decode the task of job "greeting" (key "${keyOf(newer, { id: 3, lang: "fr" })}")`)
+      expect(failed.failedReason).toContain(`["lang"]\n   └─ is unexpected, expected: "id"`)
+      expect(failed.attemptsMade).toBe(1)
+      // Neither under the French key (the English value) nor under the English one.
+      expect(Option.isNone(yield* storedValue(newer, { id: 3, lang: "fr" }))).toBe(true)
+      expect(Option.isNone(yield* storedValue(older, { id: 3 }))).toBe(true)
+      expect((yield* count(rejected)) - before).toBe(1)
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it.live("envelope fields a worker does not know (a newer producer's) are ignored: the task runs", () => {
+    const { inspect, layer, prefix } = setup("envelope")
+    const job = Job.make({ name: "envelope", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number })
+    )
+    return Effect.gen(function*() {
+      yield* RefreshWorker.start({ jobs: [job] })
+      const bull = yield* inspect()
+      const data = { job: "envelope", key: keyOf(job, 21), input: 21, store: `redis:${prefix}`, traceparent: "00-ab-cd-01", format: 2 }
+      yield* Effect.promise(() => bull.add("envelope", data))
+      expect(yield* poll("the task is refreshed", 5_000, Effect.map(storedValue(job, 21), Option.getOrUndefined))).toBe(42)
+      expect(yield* Effect.promise(() => bull.getFailedCount())).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it.live("a task whose key is not the worker's job.key(input) is rejected with both keys, and nothing is stored", () => {
+    const { inspect, layer, prefix } = setup("forged")
+    const job = Job.make({ name: "forged", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number })
+    )
+    return Effect.gen(function*() {
+      yield* RefreshWorker.start({ jobs: [job] })
+      const bull = yield* inspect()
+      yield* Effect.promise(() => bull.add("forged", { job: "forged", key: keyOf(job, 4), input: 3, store: `redis:${prefix}` }, { attempts: 3 }))
+      const [failed] = yield* failedTasks(bull, 1)
+      expect(failed.failedReason).toBe(
+        `the task of job "forged" has key "${keyOf(job, 4)}", but this worker keys its input as "${keyOf(job, 3)}"; ` +
+          `producers and workers must run the same version of the job (its key function and input schema)`
+      )
+      expect(failed.attemptsMade).toBe(1)
+      expect(Option.isNone(yield* storedValue(job, 4))).toBe(true)
+      expect(Option.isNone(yield* storedValue(job, 3))).toBe(true)
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  // Issue 9 point 2.
+  it.live("a worker on another store prefix rejects the producer's tasks naming both stores; one on the producer's prefix refreshes them", () => {
+    const { inspect, layer, prefix, queueName } = setup("store")
+    const elsewhere = unique("store-other")
+    prefixes.push(elsewhere)
+    const job = Job.make({ name: "stored", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number })
+    )
+    const otherWorker = Layer.mergeAll(
+      RedisCacheStore.layer({ url: redisUrl, prefix: elsewhere }),
+      BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName })
+    )
+    const rejected = Metric.tagged(RefreshWorker.tasks, "outcome", "rejected")
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const before = yield* count(rejected)
+      const bull = yield* inspect()
+      yield* Job.asyncRefresh(job, 5)
+      // A task without a store: from an in-process store, or a producer too old to say.
+      yield* Effect.promise(() => bull.add("stored", { job: "stored", key: keyOf(job, 6), input: 6 }))
+      const failed = yield* Effect.scoped(Effect.zipRight(RefreshWorker.start({ jobs: [job] }), failedTasks(bull, 2))).pipe(
+        Effect.provide(otherWorker)
+      )
+      const reasons = [5, 6].map((n) => failed.find((task) => task.data.input === n)!.failedReason)
+      expect(reasons[0]).toContain(`the task of job "stored" (key "${keyOf(job, 5)}") comes from a producer on the store "redis:${prefix}", and this worker writes the job's entries to the store "redis:${elsewhere}", which that producer never reads; give the worker the producer's store`)
+      expect(reasons[1]).toContain(`comes from a producer on no shared store (an in-process one, or a version of effect-cacheback whose tasks do not name their store), and this worker writes the job's entries to the store "redis:${elsewhere}"`)
+      expect((yield* count(rejected)) - before).toBe(2)
+      const warnings = logs.lines.filter((line) => line.startsWith("WARN") && line.includes("refresh worker rejects a task"))
+      expect(warnings.some((line) => line.includes(`"redis:${prefix}"`) && line.includes(`"redis:${elsewhere}"`))).toBe(true)
+      expect(yield* Effect.promise(() => raw.exists(`${elsewhere}:${keyOf(job, 5)}`))).toBe(0)
+      expect(Option.isNone(yield* storedValue(job, 5))).toBe(true)
+
+      yield* RefreshWorker.start({ jobs: [job] })
+      const task = failed.find((task) => task.data.input === 5)!
+      yield* Effect.promise(() => task.retry())
+      expect(yield* poll("a worker on the producer's store refreshes it", 5_000, Effect.map(storedValue(job, 5), Option.getOrUndefined))).toBe(10)
+    }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
+  })
+
+  // Issue 9 point 12.
+  it.live("RefreshWorker.run runs until interrupted: forked, it refreshes a task enqueued later; interrupted, it stops and says so", () => {
+    const { inspect, layer } = setup("run")
+    const job = Job.make({ name: "running", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number })
+    )
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const worker = yield* Effect.fork(Effect.scoped(RefreshWorker.run({ jobs: [job], name: "runner" })))
+      yield* Effect.sleep("500 millis")
+      yield* Job.asyncRefresh(job, 21)
+      expect(yield* poll("a task enqueued later is refreshed", 5_000, Effect.map(storedValue(job, 21), Option.getOrUndefined))).toBe(42)
+      yield* Fiber.interrupt(worker)
+      expect(logs.lines).toContain(`INFO cacheback: refresh worker "runner" stopped (interrupted); no refresh was running`)
+      // Stopped: a task enqueued now waits for another worker.
+      yield* Job.asyncRefresh(job, 5)
+      yield* Effect.sleep("500 millis")
+      const bull = yield* inspect()
+      expect(yield* Effect.promise(() => bull.getWaitingCount())).toBe(1)
+      expect(Option.isNone(yield* storedValue(job, 5))).toBe(true)
+    }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
+  })
+
+  it.live("a worker stopped mid-refresh says how many refreshes were running and that they did not finish within closeTimeout", () => {
+    const { layer } = setup("cut")
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const job = Job.make({
+        name: "endless",
+        fetch: (n: number) => Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never), Effect.as(n))
+      }).pipe(Job.withSchema({ input: Schema.Number, value: Schema.Number }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* RefreshWorker.start({ jobs: [job], name: "cut", closeTimeout: "200 millis" })
+        yield* Job.asyncRefresh(job, 1)
+        yield* Deferred.await(started)
+      }))
+      expect(logs.lines).toContain(
+        `WARN cacheback: refresh worker "cut" stopped (its scope closed); refreshes running: 1; 1 did not finish within ` +
+          `closeTimeout (200 ms) and are interrupted: their tasks go to another worker once their locks expire`
+      )
+    }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
+  })
+
+  // Issue 9 point 13.
+  it.live("a worker logs each refresh at DEBUG and none at INFO: its INFO lines are its start and stop", () => {
+    const { layer, queueName } = setup("levels")
+    const job = Job.make({ name: "levels", fetch: (n: number) => Effect.succeed(n) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number })
+    )
+    const inputs = Array.from({ length: 20 }, (_, n) => n)
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* RefreshWorker.start({ jobs: [job], concurrency: 4, name: "levels" })
+        yield* Effect.forEach(inputs, (n) => Job.asyncRefresh(job, n), { discard: true })
+        yield* poll(
+          "every task is refreshed",
+          10_000,
+          Effect.map(Effect.forEach(inputs, (n) => storedValue(job, n)), (values) => values.every(Option.isSome) ? true : undefined)
+        )
+      }))
+      const refreshed = (level: string) => logs.lines.filter((line) => line.startsWith(level) && line.includes("cacheback: refreshed"))
+      expect(refreshed("INFO")).toEqual([])
+      expect(refreshed("DEBUG")).toHaveLength(20)
+      const info = logs.lines.filter((line) => line.startsWith("INFO") && line.includes("refresh worker"))
+      expect(info).toHaveLength(2)
+      expect(info[0]).toBe(`INFO cacheback: refresh worker "levels" runs levels from "${queueName}"`)
+      expect(info[1]).toMatch(/^INFO cacheback: refresh worker "levels" stopped \(its scope closed\); /)
+    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(layer, logs.layer, Logger.minimumLogLevel(LogLevel.Debug))))
+  })
+
   it("refuses bad options at once: two jobs with one name, bad queue names and counts", () => {
     const a = Job.make({ name: "same", fetch: (n: number) => Effect.succeed(n) })
     const b = Job.make({ name: "same", fetch: (n: number) => Effect.succeed(n + 1) })
@@ -249,6 +446,8 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
     expect(() => RefreshWorker.run({ jobs: [a, a] })).not.toThrow()
     expect(() => RefreshWorker.run({ jobs: [] })).toThrow(/at least one job/)
     expect(() => RefreshWorker.run({ jobs: [a], concurrency: 0 })).toThrow(/concurrency/)
+    expect(() => RefreshWorker.start({ jobs: [a, b] })).toThrow(/RefreshWorker.start: two different jobs/)
+    expect(() => RefreshWorker.layer({ jobs: [] })).toThrow(/RefreshWorker.layer: expected at least one job/)
     expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "a:b" })).toThrow(/cannot contain ":"/)
     expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "" })).toThrow(/queueName/)
     expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "q", keepFailed: -1 })).toThrow(/keepFailed/)

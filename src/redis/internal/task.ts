@@ -4,23 +4,26 @@ import { notJson, perSchema } from "../../internal/codec.js"
 import { formatParseError as format } from "../../internal/describe.js"
 import type * as Job from "../../Job.js"
 import type { Task } from "../../RefreshQueue.js"
-import { TaskDecodeError, UnknownJobError } from "../Errors.js"
+import { TaskDecodeError, TaskKeyError, TaskStoreError, UnknownJobError } from "../Errors.js"
 
 /**
- * What a BullMQ task carries: the job's name, the cache key, and the input encoded by the
- * job's input schema (absent for a job without input). Nothing else leaves the process.
+ * What a BullMQ task carries: the job's name, the cache key, the input encoded by the job's
+ * input schema (absent for a job without input) and the identity of the producer's store
+ * (absent for a store that has none, an in-process one). Nothing else leaves the process.
  */
 export interface TaskData {
   readonly job: string
   readonly key: string
   readonly input?: unknown
+  readonly store?: string
 }
 
 /** The data of a task, or why it cannot leave the process. */
 export const encode = (task: Task): Either.Either<TaskData, string> => {
+  const envelope = { job: task.job, key: task.key, ...(task.store !== undefined ? { store: task.store } : {}) }
   const schema = task.inputSchema
   if (schema === undefined) {
-    if (task.input === undefined) return Either.right({ job: task.job, key: task.key })
+    if (task.input === undefined) return Either.right(envelope)
     return Either.left(
       "the job has no input schema, and a BullMQ task carries its input to a worker in another process; " +
         "add one with Job.withSchema({ input })"
@@ -31,7 +34,7 @@ export const encode = (task: Task): Either.Either<TaskData, string> => {
     (input) => {
       const unsafe = notJson(input)
       return unsafe === undefined
-        ? Either.right({ job: task.job, key: task.key, input })
+        ? Either.right({ ...envelope, input })
         : Either.left(`the encoded input is not JSON (${unsafe}); use an input schema that encodes to JSON`)
     }
   )
@@ -44,11 +47,24 @@ export interface Decoded {
   readonly input: unknown
 }
 
-/** Finds the job of a task by name and decodes its input. */
+/** What a worker runs: its jobs by name, and the identity of the store each job writes to. */
+export interface Worker {
+  readonly jobs: ReadonlyMap<string, Job.Job.Any>
+  readonly stores: ReadonlyMap<string, string | undefined>
+}
+
+/**
+ * Finds the job of a task by name, checks that the task comes from a producer on the store
+ * the worker writes the job's entries to, decodes its input and checks its key.
+ *
+ * The envelope ignores fields it does not know, so that a newer producer's tasks still run
+ * on an older worker; the input does not: an input field the worker's schema lacks would be
+ * dropped, and the value of another input stored under the task's key.
+ */
 export const decode = (
   data: unknown,
-  jobs: ReadonlyMap<string, Job.Job.Any>
-): Either.Either<Decoded, UnknownJobError | TaskDecodeError> => {
+  worker: Worker
+): Either.Either<Decoded, UnknownJobError | TaskDecodeError | TaskKeyError | TaskStoreError> => {
   const record = data as Partial<Record<keyof TaskData, unknown>> | null
   if (typeof record !== "object" || record === null || typeof record.job !== "string" || typeof record.key !== "string") {
     return Either.left(
@@ -59,20 +75,34 @@ export const decode = (
       })
     )
   }
-  const { job: name, key } = record
-  const job = jobs.get(name)
-  if (job === undefined) return Either.left(new UnknownJobError({ job: name, key, known: Array.from(jobs.keys()) }))
+  const { job: name, key, store } = record
+  if (store !== undefined && typeof store !== "string") {
+    return Either.left(new TaskDecodeError({ job: name, key, reason: `its store is not a string but ${typeof store}` }))
+  }
+  const job = worker.jobs.get(name)
+  if (job === undefined) return Either.left(new UnknownJobError({ job: name, key, known: Array.from(worker.jobs.keys()) }))
+  const own = worker.stores.get(name)
+  if (store !== own) return Either.left(new TaskStoreError({ job: name, key, producer: store, worker: own }))
   const schema = job.inputSchema
   if (schema === undefined) {
     return record.input === undefined
-      ? Either.right({ job, key, input: undefined })
+      ? checkKey(job, key, undefined)
       : Either.left(new TaskDecodeError({ job: name, key, reason: "it has an input, and this worker's job has no input schema" }))
   }
   return Either.match(decoder(schema)(record.input), {
     onLeft: (error) => Either.left(new TaskDecodeError({ job: name, key, reason: `the input schema rejects its input: ${format(error)}` })),
-    onRight: (input) => Either.right({ job, key, input })
+    onRight: (input) => checkKey(job, key, input)
   })
 }
 
+/** The key is the worker's own `job.key(input)`: a task never writes under a key its input does not have. */
+const checkKey = (job: Job.Job.Any, key: string, input: unknown): Either.Either<Decoded, TaskDecodeError | TaskKeyError> =>
+  Either.match(job.key(input), {
+    onLeft: (error) =>
+      Either.left(new TaskDecodeError({ job: job.name, key, reason: `this worker's job cannot key its input: ${error.message}` })),
+    onRight: (expected) =>
+      expected === key ? Either.right({ job, key, input }) : Either.left(new TaskKeyError({ job: job.name, key, expected }))
+  })
+
 const encoder = perSchema((schema) => Schema.encodeUnknownEither(schema))
-const decoder = perSchema((schema) => Schema.decodeUnknownEither(schema))
+const decoder = perSchema((schema) => Schema.decodeUnknownEither(schema, { onExcessProperty: "error" }))
