@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
 import { machine, rows } from "./harness.js"
+import { keys } from "./keys.js"
 import { memory } from "./memory.js"
 import { redis } from "./redis.js"
 
@@ -49,7 +50,7 @@ const report = () => {
   ].join("\n")
 }
 
-Effect.runPromise(Effect.zipRight(memory, redis)).then(() => {
+Effect.runPromise(Effect.all([memory, keys, redis], { discard: true })).then(() => {
   writeFileSync("BENCHMARKS.md", report())
   console.log("wrote BENCHMARKS.md")
 })
