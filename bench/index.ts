@@ -5,8 +5,10 @@
 import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
 import { machine, rows } from "./harness.js"
+import { faults } from "./faults.js"
 import { keys } from "./keys.js"
 import { memory } from "./memory.js"
+import { queue } from "./queue.js"
 import { redis } from "./redis.js"
 
 const report = () => {
@@ -50,7 +52,7 @@ const report = () => {
   ].join("\n")
 }
 
-Effect.runPromise(Effect.all([memory, keys, redis], { discard: true })).then(() => {
+Effect.runPromise(Effect.all([memory, queue, keys, redis, faults], { discard: true })).then(() => {
   writeFileSync("BENCHMARKS.md", report())
   console.log("wrote BENCHMARKS.md")
 })
