@@ -342,7 +342,10 @@ export const enqueue = <I, A, E, R>(read: Read<I, A, E, R>, fallback: string): E
   return Effect.matchEffect(Context.get(read.context, RefreshQueue).enqueue(task), {
     onFailure: (error) => {
       Metrics.bump(counters.enqueueErrors)
-      return Effect.as(warnThrottled("enqueue", read.job.name, `${error.message}; ${fallback}`), "refused" as const)
+      return Effect.as(
+        warnThrottled("enqueue", read.job.name, `cannot enqueue a refresh of "${read.key}": ${error.reason}; ${fallback}`),
+        "refused" as const
+      )
     },
     onSuccess: (enqueued) => {
       Metrics.bump(enqueued === "enqueued" ? counters.enqueued : counters.deduplicated)

@@ -137,7 +137,7 @@ const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Sc
       settings.connection,
       "producer",
       `the BullMQ refresh queue "${settings.queueName}"`,
-      "stale reads refresh synchronously until it is back"
+      "stale reads refresh in this process until it is back"
     )
     const queues = new Map<string, Queue>()
     let open = true

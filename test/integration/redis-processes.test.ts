@@ -110,8 +110,10 @@ describe.skipIf(!up)("worker processes", () => {
         const stale = (yield* read(metrics.staleHits)) - staleHits
         expect(stale).toBeGreaterThanOrEqual(1)
         expect(reads.filter((r) => r.status === "stale")).toHaveLength(stale)
-        expect((yield* read(metrics.enqueued)) - enqueued).toBe(1)
-        expect((yield* read(metrics.deduplicated)) - deduplicated).toBe(stale - 1)
+        // The enqueue follows the answers, in the background (SPEC §7); stale reads of a key
+        // whose background work runs leave it to that one, and the rest collapse in BullMQ.
+        yield* poll("the stale reads' enqueue lands", 5_000, Effect.map(read(metrics.enqueued), (n) => (n - enqueued === 1 ? true : undefined)))
+        expect((yield* read(metrics.deduplicated)) - deduplicated).toBeLessThanOrEqual(stale - 1)
         const counts = yield* Effect.promise(() => bull.getJobCounts("waiting", "prioritized", "active", "delayed"))
         expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(1)
 
