@@ -62,7 +62,7 @@ const staleRow = Effect.gen(function*() {
     for (let i = 0; i < 5; i++) {
       const now = yield* Clock.currentTimeMillis
       const key = Either.getOrThrow(job.key(`stale-${i}`))
-      yield* store.set(key, Entry.value(`stale-${i}`, now - 7_200_000, now - 3_600_000), Duration.hours(1), job.valueSchema)
+      yield* store.set(key, Entry.value(`stale-${i}`, now - 7_200_000, now - 3_600_000, job.fingerprint), Duration.hours(1), job.valueSchema)
       waits.push(yield* timed(Job.get(job, `stale-${i}`)))
     }
     for (let i = 0; i < 5; i++) yield* Job.delete(job, `stale-${i}`)

@@ -15,6 +15,11 @@ export type Entry<A> = Value<A> | Pending
 /**
  * A cached value. Times are epoch milliseconds of `Clock`.
  *
+ * `fingerprint` is that of the job that wrote it (`Job.fingerprint`: its value schema and
+ * `Job.withVersion`); a job reads an entry of another fingerprint as a miss, so that a
+ * deploy that changes a value's shape never serves the old shape. A job with no value
+ * schema at version 0 writes none.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -23,6 +28,8 @@ export interface Value<A> {
   readonly value: A
   readonly fetchedAt: number
   readonly expiresAt: number
+  /** @since 0.2.0 */
+  readonly fingerprint?: string
 }
 
 /**
@@ -40,12 +47,18 @@ export interface Pending {
  * @since 0.1.0
  * @category constructors
  */
-export const value = <A>(value: A, fetchedAt: number, expiresAt: number): Value<A> => ({
-  _tag: "Value",
-  value,
-  fetchedAt,
-  expiresAt
-})
+export const value = <A>(value: A, fetchedAt: number, expiresAt: number, fingerprint?: string | undefined): Value<A> =>
+  fingerprint === undefined
+    ? { _tag: "Value", value, fetchedAt, expiresAt }
+    : { _tag: "Value", value, fetchedAt, expiresAt, fingerprint }
+
+/**
+ * The same entry, expiring at `expiresAt` (a write-back, an invalidation).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const withExpiry = <A>(self: Entry<A>, expiresAt: number): Entry<A> => ({ ...self, expiresAt })
 
 /**
  * @since 0.1.0
@@ -62,6 +75,11 @@ export const pending = (expiresAt: number): Pending => ({ _tag: "Pending", expir
  */
 export const schema = <A, I, R>(value: Schema.Schema<A, I, R>) =>
   Schema.Union(
-    Schema.TaggedStruct("Value", { value, fetchedAt: Schema.Number, expiresAt: Schema.Number }),
+    Schema.TaggedStruct("Value", {
+      value,
+      fetchedAt: Schema.Number,
+      expiresAt: Schema.Number,
+      fingerprint: Schema.optionalWith(Schema.String, { exact: true })
+    }),
     Schema.TaggedStruct("Pending", { expiresAt: Schema.Number })
   )

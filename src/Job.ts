@@ -74,6 +74,13 @@ export interface Job<I, A, E = never, R = never, Out = A, Z = undefined, Async e
   readonly processResult: ((value: unknown, context: ResultContext<I>) => Out) | undefined
   readonly inputSchema: SchemaOf<I> | undefined
   readonly valueSchema: SchemaOf<A> | undefined
+  /** `withVersion`: bumped when the value's shape changes in a way its schema cannot tell. */
+  readonly version: number
+  /**
+   * What its entries carry, of its value schema's encoded structure and its version; an
+   * entry of another is a miss. `undefined` for a job with no value schema at version 0.
+   */
+  readonly fingerprint: string | undefined
   readonly store: Tag<S>
   readonly queueOptions: QueueOptions
   /** A span around every operation of this job (`cacheback.get`), off by default. */
@@ -433,6 +440,22 @@ export const withSchema: {
     }
   ): Job<I, A, E, R, Out, Z, Async, S>
 } = dual(2, internal.withSchema)
+
+/**
+ * The version of the job's values. Entries carry the job's fingerprint (its value schema's
+ * encoded structure and this version), and an entry of another fingerprint is a miss
+ * (counted in `cacheback_fingerprint_misses`): a deploy that changes the value's shape
+ * never serves the old shape. A value schema tells shapes apart by itself; a job without
+ * one has only its version, so bump it when its values change shape. Throws at once for a
+ * negative or fractional version.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withVersion: {
+  (version: number): <J extends Job.All>(self: J) => J
+  <J extends Job.All>(self: J, version: number): J
+} = dual(2, internal.withVersion)
 
 /**
  * Reads and writes through another `CacheStore` service than the default (cacheback's

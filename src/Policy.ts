@@ -135,7 +135,7 @@ export const decide = <I, A>(
   return {
     _tag: "ServeStale",
     value: found.value,
-    entry: Entry.value(found.value, found.fetchedAt, now + Duration.toMillis(rules.refreshTimeout(input)))
+    entry: { ...found, expiresAt: now + Duration.toMillis(rules.refreshTimeout(input)) }
   }
 }
 

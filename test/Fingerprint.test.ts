@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc, Schema } from "effect"
 import { execFileSync } from "node:child_process"
 import { fingerprint, fingerprintOf, structure } from "../src/internal/fingerprint.js"
-import { queryJobName, schemas } from "./fixtures/fingerprint-schemas.js"
+import { jobFingerprints, queryJobName, schemas } from "./fixtures/fingerprint-schemas.js"
 
 const Base = Schema.Struct({ id: Schema.Number, name: Schema.String, tags: Schema.Array(Schema.String) })
 const print = (schema: Schema.Schema<any, any, never>) => fingerprint(schema)
@@ -26,6 +26,12 @@ describe("fingerprint", () => {
     expect(child.prints).toEqual(here)
     expect(new Set(Object.values(here)).size).toBe(Object.keys(here).length)
     expect(child.queryJobName).toBe(queryJobName())
+    // A job's fingerprint too: none without a value schema at version 0, and distinct ones
+    // for a version, a value schema, and both.
+    const jobs = jobFingerprints()
+    expect(child.jobs).toEqual(jobs)
+    expect(jobs.none).toBeNull()
+    expect(new Set([jobs.versioned, jobs.schema, jobs.both]).size).toBe(3)
   })
 
   it("is the same for a separately built identical schema, and for the same fields in another order", () => {

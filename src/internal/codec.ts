@@ -52,18 +52,36 @@ const schemaCodec = perSchema((schema): EntryCodec<unknown> => {
       Either.flatMap(
         Either.mapLeft(encode(entry), (error) => `the value schema rejects it: ${format(error)}`),
         (json) => {
-          const unsafe = notJson(json, "$")
+          const unsafe = notJsonValue(json)
           return unsafe === undefined ? Either.right(json) : Either.left(`the encoded value is not JSON: ${unsafe}`)
         }
       ),
-    decode: (json) => Either.mapLeft(decode(json), (error) => `it does not match the value schema: ${format(error)}`)
+    decode: (json) =>
+      Either.mapLeft(decode(withValue(json)), (error) => `it does not match the value schema: ${format(error)}`)
   }
 })
+
+/**
+ * An entry's value may be `undefined` (cacheback caches `None`), which JSON leaves out: it
+ * is written without its `value` field, and such an entry reads back with `value:
+ * undefined`. Anything else that JSON would change is refused.
+ */
+const notJsonValue = (entry: unknown): string | undefined => {
+  const { value, ...rest } = entry as Record<string, unknown>
+  return value === undefined ? notJson(rest, "$") : notJson(entry, "$")
+}
+
+const withValue = (json: unknown): unknown => {
+  const entry = json as Record<string, unknown> | null
+  return typeof entry === "object" && entry !== null && entry._tag === "Value" && !("value" in entry)
+    ? { ...entry, value: undefined }
+    : json
+}
 
 const plain: EntryCodec<unknown> = {
   encode: (entry) => {
     if (entry._tag === "Pending") return Either.right(entry)
-    const unsafe = notJson(entry.value, "$")
+    const unsafe = entry.value === undefined ? undefined : notJson(entry.value, "$")
     return unsafe === undefined
       ? Either.right(entry)
       : Either.left(`the value is not JSON-safe (${unsafe}); give the job a value schema with Job.withSchema({ value })`)
@@ -73,7 +91,8 @@ const plain: EntryCodec<unknown> = {
     const entry = json as Record<string, unknown> | null
     if (typeof entry === "object" && entry !== null && typeof entry.expiresAt === "number") {
       if (entry._tag === "Pending") return Either.right(entry as unknown as Entry.Pending)
-      if (entry._tag === "Value" && "value" in entry && typeof entry.fetchedAt === "number") {
+      if (entry._tag === "Value" && typeof entry.fetchedAt === "number") {
+        if (!("value" in entry)) entry.value = undefined
         return Either.right(entry as unknown as Entry.Value<unknown>)
       }
     }

@@ -18,6 +18,7 @@ import * as Policy from "../Policy.js"
 import type { QueueOptions } from "../RefreshQueue.js"
 import type { SchemaOf } from "./codec.js"
 import * as Durations from "./duration.js"
+import { fingerprint, fingerprintOf } from "./fingerprint.js"
 import { func, integer, nonEmpty } from "./options.js"
 
 export const TypeId: Job.TypeId = Symbol.for("effect-cacheback/Job") as Job.TypeId
@@ -64,6 +65,8 @@ export const make = <I, A, E, R>(options: {
     processResult: undefined,
     inputSchema: undefined,
     valueSchema: undefined,
+    version: 0,
+    fingerprint: undefined,
     store: CacheStore,
     queueOptions: {},
     spans: false
@@ -146,13 +149,27 @@ export const withSchema = (self: Job.Job.Any, schemas: {
   readonly value?: SchemaOf<unknown>
 }): Job.Job.Any => {
   const input = schemas.input ?? self.inputSchema
+  const value = schemas.value ?? self.valueSchema
   return copy(self, {
     inputSchema: input,
-    valueSchema: schemas.value ?? self.valueSchema,
+    valueSchema: value,
+    fingerprint: fingerprintFor(value, self.version),
     // A custom key function stays; the default one learns the input schema.
     key: schemas.input !== undefined && isDefaultKey(self) ? defaultKey(self.name, input) : self.key
   })
 }
+
+export const withVersion = (self: Job.Job.Any, version: number): Job.Job.Any =>
+  copy(self, {
+    version: integer("Job.withVersion", "version", version, 0),
+    fingerprint: fingerprintFor(self.valueSchema, version)
+  })
+
+/** A job's fingerprint: none for no value schema at version 0, the default (and 0.1's entries). */
+const fingerprintFor = (valueSchema: SchemaOf<unknown> | undefined, version: number): string | undefined =>
+  valueSchema === undefined && version === 0
+    ? undefined
+    : fingerprintOf(["value", valueSchema === undefined ? "none" : fingerprint(valueSchema), "version", String(version)])
 
 export const withStore = (self: Job.Job.Any, store: Context.Tag<unknown, StoreService>): Job.Job.Any => {
   if (!Context.isTag(store)) throw new TypeError("Job.withStore: expected a Context.Tag of a CacheStore service")

@@ -19,6 +19,7 @@ export interface JobMetrics {
   readonly enqueueErrors: Metric.Metric.Counter<number>
   readonly fetchTimeouts: Metric.Metric.Counter<number>
   readonly backgroundSkipped: Metric.Metric.Counter<number>
+  readonly fingerprintMisses: Metric.Metric.Counter<number>
 }
 
 interface Counter {
@@ -39,6 +40,10 @@ export const refreshFailures = counter("cacheback_refresh_failures", "refreshes 
 export const storeErrors = counter("cacheback_store_errors", "cache reads or writes that failed and were degraded")
 export const enqueueErrors = counter("cacheback_enqueue_errors", "refreshes the queue refused or did not take in time")
 export const fetchTimeouts = counter("cacheback_fetch_timeouts", "fetches interrupted at their deadline (Job.withFetchTimeout)")
+export const fingerprintMisses = counter(
+  "cacheback_fingerprint_misses",
+  "entries of another job version or value schema, read as misses"
+)
 export const backgroundSkipped = counter(
   "cacheback_background_skipped",
   "writes and enqueues after a read's decision skipped because the process had its maximum running"
@@ -87,7 +92,8 @@ export const forJob = (job: string): JobMetrics => {
       storeErrors: tag(storeErrors),
       enqueueErrors: tag(enqueueErrors),
       fetchTimeouts: tag(fetchTimeouts),
-      backgroundSkipped: tag(backgroundSkipped)
+      backgroundSkipped: tag(backgroundSkipped),
+      fingerprintMisses: tag(fingerprintMisses)
     }
     byJob.set(job, metrics)
   }

@@ -67,7 +67,8 @@ export const getMany = <I, A, E, R, S>(
       const store = Context.get(context, self.store)
       const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
       const none = keys.map(() => Option.none<Entry.Entry<A>>())
-      return Effect.flatMap(degrade(self.name, store.getMany(keys, self.valueSchema), none), (entries) => {
+      return Effect.flatMap(degrade(self.name, store.getMany(keys, self.valueSchema), none), (read) => {
+        const entries = read.map((entry) => engine.current(self, entry))
         // Hits are answered here, with no effect; only the rest need one (a fiber each).
         const now = clock.unsafeCurrentTimeMillis()
         const values: Array<unknown> = new Array(all.length)
@@ -110,12 +111,11 @@ export const invalidate = <I, A, E, R, S>(
   input: I
 ): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue> =>
   engine.resolve(self, input, "invalidate", (read, clock) =>
-    Effect.flatMap(read.store.get(read.key, self.valueSchema), (entry) => {
+    Effect.flatMap(read.store.get(read.key, self.valueSchema), (stored) => {
+      const entry = engine.current(self, stored)
       if (entry._tag === "None") return Effect.void
       const expiresAt = clock.unsafeCurrentTimeMillis() + Duration.toMillis(self.refreshTimeout(input))
-      const found = entry.value
-      const pushed = found._tag === "Value" ? Entry.value(found.value, found.fetchedAt, expiresAt) : Entry.pending(expiresAt)
-      return read.store.set(read.key, pushed, self.cacheTtl(input), self.valueSchema).pipe(
+      return read.store.set(read.key, Entry.withExpiry(entry.value, expiresAt), self.cacheTtl(input), self.valueSchema).pipe(
         Effect.zipRight(engine.enqueueElseRefresh(read)),
         Effect.asVoid
       )
@@ -133,7 +133,7 @@ export const set = <I, A, E, R, S>(
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       target.store.set(
         target.key,
-        Entry.value(value, now, now + Duration.toMillis(self.expiry(input))),
+        Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint),
         self.cacheTtl(input),
         self.valueSchema
       )))
@@ -142,7 +142,12 @@ export const rawGet = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<Option.Option<Entry.Entry<A>>, KeyError | StoreError, S> =>
-  engine.resolveTarget(self, input, "rawGet", (target) => target.store.get(target.key, self.valueSchema))
+  engine.resolveTarget(
+    self,
+    input,
+    "rawGet",
+    (target) => Effect.map(target.store.get(target.key, self.valueSchema), (entry) => engine.current(self, entry))
+  )
 
 export const refreshTask = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,

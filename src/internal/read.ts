@@ -160,7 +160,7 @@ export const lookup = <I, A, E, R, X>(
   const { input, job, key, store } = read
   if (store.unsafeGet !== undefined) {
     const now = clock.unsafeCurrentTimeMillis()
-    return perform(read, Policy.decide(store.unsafeGet<A>(key, now), now, job, input), answer)
+    return perform(read, Policy.decide(current(job, store.unsafeGet<A>(key, now)), now, job, input), answer)
   }
   return Effect.flatMap(
     readEntry(read),
@@ -169,8 +169,27 @@ export const lookup = <I, A, E, R, X>(
 }
 
 /** A store read that fails is a miss (logged and counted), never a failed read. */
-export const readEntry = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<Option.Option<Entry.Entry<A>>> =>
-  degrade(target.job.name, target.store.get(target.key, target.job.valueSchema), Option.none())
+const readEntry = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<Option.Option<Entry.Entry<A>>> =>
+  Effect.map(
+    degrade(target.job.name, target.store.get(target.key, target.job.valueSchema), Option.none()),
+    (entry) => current(target.job, entry)
+  )
+
+/**
+ * The entry if the job wrote it: one of another fingerprint (another version of the job,
+ * another value schema) is a miss, counted. A pending marker says only that a refresh is
+ * queued, and is anyone's.
+ */
+export const current = <A>(
+  job: { readonly name: string; readonly fingerprint: string | undefined },
+  entry: Option.Option<Entry.Entry<A>>
+): Option.Option<Entry.Entry<A>> => {
+  if (entry._tag === "None") return entry
+  const found = entry.value
+  if (found._tag === "Pending" || found.fingerprint === job.fingerprint) return entry
+  Metrics.bump(Metrics.forJob(job.name).fingerprintMisses)
+  return Option.none()
+}
 
 /** Carries out a decision of `Policy.decide` for `read`. */
 export const perform = <I, A, E, R, X>(
@@ -429,7 +448,7 @@ const fetchThen = <I, A, E, R, X, E2>(
     (value) =>
       Effect.flatMap(
         Clock.currentTimeMillis,
-        (now) => then(Entry.value(value, now, now + Duration.toMillis(job.expiry(input))))
+        (now) => then(Entry.value(value, now, now + Duration.toMillis(job.expiry(input)), job.fingerprint))
       )
   )
 }

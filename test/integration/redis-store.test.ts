@@ -182,6 +182,47 @@ describe.skipIf(!up)("RedisCacheStore", () => {
     }).pipe(Effect.provide(Layer.merge(store(at), logs.layer)))
   })
 
+  it.live("undefined and null values round-trip (with and without a value schema); undefined is stored without a value field", () => {
+    const at = prefix("none")
+    return Effect.gen(function*() {
+      for (const [label, value, schema] of [
+        ["undefined", undefined, undefined],
+        ["null", null, undefined],
+        ["undefinedSchema", undefined, Schema.Undefined],
+        ["nullSchema", null, Schema.NullOr(Schema.Number)]
+      ] as const) {
+        let fetches = 0
+        const base = Job.make({ name: `none-${label}`, fetch: (_: number) => Effect.sync(() => (++fetches, value)) })
+        const job = schema === undefined ? base : base.pipe(Job.withSchema({ value: schema as Schema.Schema<typeof value> }))
+        expect(yield* Job.get(job, 1)).toBe(value)
+        yield* poll("the value is stored", 2_000, Effect.promise(async () => (await raw.exists(redisKey(at, job, 1))) === 1 || undefined))
+        expect(yield* Job.lookup(job, 1)).toEqual({ value, status: "hit", syncFetch: undefined })
+        expect(fetches).toBe(1)
+        const text = JSON.parse((yield* Effect.promise(() => raw.get(redisKey(at, job, 1))))!)
+        expect("value" in text).toBe(value !== undefined)
+      }
+    }).pipe(Effect.provide(store(at)))
+  })
+
+  it.live("an entry written before fingerprints (0.1) is a miss for a job with a value schema, never a hit of an old shape", () => {
+    const at = prefix("legacy")
+    const job = Job.make({ name: "legacyPeople", fetch: (_: string) => Effect.succeed({ name: "new", age: 3 }) }).pipe(
+      Job.withSchema({ value: Schema.Struct({ name: Schema.String, age: Schema.Number }) })
+    )
+    const sameShape = Job.make({ name: "legacyNames", fetch: (_: string) => Effect.succeed({ name: "new" }) }).pipe(
+      Job.withSchema({ value: Schema.Struct({ name: Schema.String }) })
+    )
+    const legacy = JSON.stringify({ _tag: "Value", value: { name: "old" }, fetchedAt: Date.now(), expiresAt: Date.now() + 600_000 })
+    return Effect.gen(function*() {
+      yield* Effect.promise(() => raw.set(redisKey(at, job, "k"), legacy))
+      yield* Effect.promise(() => raw.set(redisKey(at, sameShape, "k"), legacy))
+      expect(yield* Job.lookup(job, "k")).toEqual({ value: { name: "new", age: 3 }, status: "miss", syncFetch: true })
+      // Even where the old value decodes, it carries no fingerprint: a miss, counted.
+      expect(yield* Job.lookup(sameShape, "k")).toEqual({ value: { name: "new" }, status: "miss", syncFetch: true })
+      expect(yield* count(Job.metrics(sameShape).fingerprintMisses)).toBe(1)
+    }).pipe(Effect.provide(store(at)))
+  })
+
   it.live("set, rawGet and delete keep the Entry shape, Pending markers included", () => {
     const at = prefix("shape")
     const job = Job.make({ name: "shapeStore", fetch: (_: string) => Effect.succeed(1) })
