@@ -50,10 +50,12 @@ export interface Service {
   ) => Effect.Effect<void, StoreError | CodecError>
   readonly delete: (key: string) => Effect.Effect<void, StoreError>
   /**
-   * A synchronous read for backends that answer without I/O, so that a memory hit costs
-   * no extra effect step. `now` is the caller's `Clock` time.
+   * A synchronous read for backends that can answer without I/O, so that a memory hit costs
+   * no extra effect step. `now` is the caller's `Clock` time. `undefined` when this key
+   * cannot be answered at once (a near cache in front of Redis that does not hold it): the
+   * read then goes through `get`.
    */
-  readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>>
+  readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>> | undefined
   /**
    * Where the entries live, for a store that other processes share (`redis:<prefix>` for
    * the Redis store): a task carries its producer's, and a worker whose store for the job

@@ -730,13 +730,23 @@ export const refreshTask: <I, A, E, R, S>(
 ) => Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R | S> = operations.refreshTask
 
 /**
+ * A job's metrics: its counters (`cacheback_hits`, `cacheback_misses`, …) and its fetch
+ * durations (`cacheback_fetch_duration_ms`, by where the fetch ran), all tagged
+ * `job=<name>`.
+ *
+ * @since 0.2.0
+ * @category observability
+ */
+export type JobMetrics = Metrics.JobMetrics
+
+/**
  * The job's counters (`cacheback_hits`, `cacheback_misses`, …, tagged `job=<name>`), for
  * `Metric.value` and exporters.
  *
  * @since 0.1.0
  * @category observability
  */
-export const metrics: (self: Job.Any) => Metrics.JobMetrics = operations.metrics
+export const metrics: (self: Job.Any) => JobMetrics = operations.metrics
 
 type InputArgs<I> = [I] extends [void] ? [input?: I] : [input: I]
 

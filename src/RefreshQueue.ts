@@ -10,6 +10,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Schema from "effect/Schema"
+import type * as Tracer from "effect/Tracer"
 import type { EnqueueError } from "./Errors.js"
 import * as MemoryQueue from "./internal/memoryQueue.js"
 import { integer } from "./internal/options.js"
@@ -52,6 +53,11 @@ export interface Task {
   readonly input: unknown
   readonly inputSchema: Schema.Schema.AnyNoContext | undefined
   readonly options: QueueOptions
+  /**
+   * The span of the request that enqueued it, if it was traced: a refresh's
+   * `cacheback.refresh` span is a root span with a link to it (the request has long ended).
+   */
+  readonly span?: Tracer.AnySpan | undefined
   readonly refresh: Effect.Effect<void, unknown>
 }
 

@@ -47,7 +47,7 @@ describe("CacheStore.layerMemory", () => {
       yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
       yield* TestClock.adjust("59 seconds")
       expect(found(yield* store.get("a", undefined))).toEqual(Entry.value(1, 0, 1))
-      expect(found(store.unsafeGet!("a", 59_999))).toEqual(Entry.value(1, 0, 1))
+      expect(found(store.unsafeGet!("a", 59_999)!)).toEqual(Entry.value(1, 0, 1))
       yield* TestClock.adjust("1 second")
       expect(found(yield* store.get("a", undefined))).toBeNull()
     }))

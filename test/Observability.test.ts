@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, TestClock, Tracer } from "effect"
+import { Effect, Layer, Metric, TestClock, Tracer } from "effect"
 import { CacheStore, Job, TestRefreshQueue } from "effect-cacheback"
 import { count, counting } from "./support/kit.js"
 
@@ -138,4 +138,46 @@ describe("spans (SPEC §3): opt-in on reads, always on fetches and refreshes", (
       expect(spans.map((span) => span.name)).toEqual(["cacheback.get", "cacheback.fetch"])
       expect(spans[0]!.attributes["cacheback.status"]).toBe("miss")
     }).pipe(Effect.provide(Layer.merge(layer, Job.layerSpans()))))
+})
+
+describe("a refresh traced to its request; fetch durations (issue 14)", () => {
+  it.effect("the refresh's span is a root span with a link to the span of the read that enqueued it", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "linkedRefresh", fetch: counting().fetch })
+      const spans: Array<Tracer.Span> = []
+      const native = yield* Effect.tracer
+      yield* Effect.gen(function*() {
+        yield* Job.get(job, "a")
+        yield* TestClock.setTime(600_001)
+        yield* Effect.withSpan(Job.get(job, "a"), "GET /a")
+        yield* TestRefreshQueue.drain
+      }).pipe(Effect.withTracer(Tracer.make({
+        span: (...args) => {
+          const span = native.span(...args)
+          spans.push(span)
+          return span
+        },
+        context: (f) => f()
+      })))
+      const request = spans.find((span) => span.name === "GET /a")!
+      const refresh = spans.find((span) => span.name === "cacheback.refresh")!
+      expect(refresh.parent._tag).toBe("None")
+      expect(refresh.links.map((link) => link.span.spanId)).toEqual([request.spanId])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("fetch durations are recorded by job and by where the fetch ran", () =>
+    Effect.gen(function*() {
+      const job = Job.make({ name: "timedFetch", fetch: (_: string) => Effect.as(Effect.sleep("30 millis"), 1) })
+      const histogram = (where: "sync" | "background") => Metric.value(Job.metrics(job).fetchDurations[where])
+      const read = yield* Effect.fork(Job.get(job, "a"))
+      yield* TestClock.adjust("30 millis")
+      yield* read.await
+      yield* Job.asyncRefresh(job, "b")
+      const drained = yield* Effect.fork(TestRefreshQueue.drain)
+      yield* TestClock.adjust("30 millis")
+      yield* drained.await
+      const [sync, background] = [yield* histogram("sync"), yield* histogram("background")]
+      expect([sync.count, sync.sum]).toEqual([1, 30])
+      expect([background.count, background.sum]).toEqual([1, 30])
+    }).pipe(Effect.provide(layer)))
 })

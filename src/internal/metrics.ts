@@ -1,4 +1,5 @@
 import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
 
 /**
@@ -20,6 +21,8 @@ export interface JobMetrics {
   readonly fetchTimeouts: Metric.Metric.Counter<number>
   readonly backgroundSkipped: Metric.Metric.Counter<number>
   readonly fingerprintMisses: Metric.Metric.Counter<number>
+  /** `cacheback_fetch_duration_ms` of the job, where the fetch ran. */
+  readonly fetchDurations: { readonly [Where in FetchPlace]: Metric.Metric.Histogram<number> }
 }
 
 interface Counter {
@@ -93,7 +96,8 @@ export const forJob = (job: string): JobMetrics => {
       enqueueErrors: tag(enqueueErrors),
       fetchTimeouts: tag(fetchTimeouts),
       backgroundSkipped: tag(backgroundSkipped),
-      fingerprintMisses: tag(fingerprintMisses)
+      fingerprintMisses: tag(fingerprintMisses),
+      fetchDurations: { sync: fetchDuration(job, "sync"), background: fetchDuration(job, "background") }
     }
     byJob.set(job, metrics)
   }
@@ -103,3 +107,29 @@ export const forJob = (job: string): JobMetrics => {
 const noTags: ReadonlyArray<never> = []
 
 export const bump = (counter: Metric.Metric.Counter<number>): void => counter.unsafeUpdate(1, noTags)
+
+/** Where a fetch ran: while a caller waited, or as a background refresh. */
+export type FetchPlace = "sync" | "background"
+
+const fetchDurations = new Map<string, Metric.Metric.Histogram<number>>()
+
+/**
+ * How long fetches take, in milliseconds, tagged `job` and `where` (`sync`, `background`):
+ * `cacheback_fetch_duration_ms`, buckets from 1 ms doubling to about 65 s. On fetches only,
+ * never on a hit.
+ */
+export const fetchDuration = (job: string, where: FetchPlace): Metric.Metric.Histogram<number> => {
+  const id = `${where}:${job}`
+  let metric = fetchDurations.get(id)
+  if (metric === undefined) {
+    metric = Metric.fromMetricKey(
+      MetricKey.histogram(
+        "cacheback_fetch_duration_ms",
+        MetricBoundaries.exponential({ start: 1, factor: 2, count: 17 }),
+        "how long fetches take, by job and where they ran (sync: a caller waited; background: a refresh)"
+      ).pipe(MetricKey.tagged("job", job), MetricKey.tagged("where", where))
+    )
+    fetchDurations.set(id, metric)
+  }
+  return metric
+}

@@ -14,7 +14,9 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
+import type * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 import type { Service as StoreService } from "../CacheStore.js"
 import * as Entry from "../Entry.js"
 import { type CodecError, FetchTimeout, type KeyError, type StoreError } from "../Errors.js"
@@ -160,7 +162,8 @@ export const lookup = <I, A, E, R, X>(
   const { input, job, key, store } = read
   if (store.unsafeGet !== undefined) {
     const now = clock.unsafeCurrentTimeMillis()
-    return perform(read, Policy.decide(current(job, store.unsafeGet<A>(key, now)), now, job, input), answer)
+    const known = store.unsafeGet<A>(key, now)
+    if (known !== undefined) return perform(read, Policy.decide(current(job, known), now, job, input), answer)
   }
   return Effect.flatMap(
     readEntry(read),
@@ -353,6 +356,8 @@ export const enqueue = <I, A, E, R>(read: Read<I, A, E, R>, fallback: string): E
     input: read.input,
     inputSchema: read.job.inputSchema,
     options: read.job.queueOptions,
+    // The span of the request that asked, for the refresh's span to link to.
+    span: Option.getOrUndefined(Context.getOption(read.context, Tracer.ParentSpan)),
     // One attempt with the caller's services, in a scope of its own: the caller's scope (a
     // request's) may be long closed when it runs.
     refresh: Effect.provide(Effect.scoped(refreshAttempt(read)), read.context)
@@ -385,7 +390,7 @@ export const syncRefresh = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effe
     target.key,
     Effect.suspend(() => {
       Metrics.bump(Metrics.forJob(target.job.name).syncFetches)
-      return fetchThen(target, Effect.succeed)
+      return fetchThen(target, "sync", Effect.succeed)
     }),
     {
       then: (entry) => bounded(target.job.name, Effect.ensuring(write(target, entry), released)),
@@ -397,7 +402,7 @@ export const syncRefresh = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effe
 
 /** Fetches and stores (`Job.refresh`); a failed store write is logged, and the value still answered. */
 export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> =>
-  Effect.map(fetchThen(target, (entry) => Effect.as(write(target, entry), entry)), (entry) => entry.value)
+  Effect.map(fetchThen(target, "sync", (entry) => Effect.as(write(target, entry), entry)), (entry) => entry.value)
 
 /**
  * One attempt at a background refresh: fetch, store, count. It fails when the value
@@ -408,6 +413,7 @@ export const refreshAttempt = <I, A, E, R>(
 ): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R> =>
   fetchThen(
     target,
+    "background",
     (entry) => Effect.as(target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema), entry)
   ).pipe(
     Effect.map((entry) => entry.value),
@@ -422,11 +428,12 @@ export const refreshAttempt = <I, A, E, R>(
  */
 const fetchThen = <I, A, E, R, X, E2>(
   target: Target<I, A, E, R>,
+  where: Metrics.FetchPlace,
   then: (entry: Entry.Value<A>) => Effect.Effect<X, E2>
 ): Effect.Effect<X, E | FetchTimeout | E2, R> => {
   const { input, job, key } = target
   const deadline = deadlineOf(target)
-  const fetch = job.fetch(input).pipe(
+  const fetch = timed(job.fetch(input), Metrics.fetchDuration(job.name, where)).pipe(
     Effect.withSpan("cacheback.fetch", {
       attributes: { "cacheback.job": job.name, "cacheback.key": key },
       captureStackTrace: false
@@ -452,6 +459,13 @@ const fetchThen = <I, A, E, R, X, E2>(
       )
   )
 }
+
+/** `effect`, its duration (by the `Clock`, success or failure) recorded in `histogram`. */
+const timed = <A, E, R>(effect: Effect.Effect<A, E, R>, histogram: Metric.Metric.Histogram<number>): Effect.Effect<A, E, R> =>
+  Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeMillis()
+    return Effect.ensuring(effect, Effect.sync(() => histogram.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, [])))
+  })
 
 /** The deadline of a fetch of the target: `withFetchTimeout`, else the refresh timeout. */
 const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Duration.Duration =>

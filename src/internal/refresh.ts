@@ -67,6 +67,9 @@ export const attempt = (task: Task, attempt: number, retry: string): Effect.Effe
     ),
     Effect.withSpan(spanName, {
       attributes: { "cacheback.job": task.job, "cacheback.key": task.key, "cacheback.attempt": attempt },
+      // A trace of its own, linked to the request that asked for it (long ended by now).
+      root: true,
+      links: task.span === undefined ? [] : [{ _tag: "SpanLink", span: task.span, attributes: {} }],
       // The library's own frames say nothing to a user, and capturing them costs per task.
       captureStackTrace: false
     })
