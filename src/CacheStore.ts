@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import { randomUUID } from "node:crypto"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -57,12 +58,92 @@ export interface Service {
    */
   readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>> | undefined
   /**
+   * A write that never replaces a newer entry (SPEC §9), for the write-back of a stale value
+   * and a pending marker, which can land after a refresh stored a newer value: a value is
+   * written only over the stored value with the same `fetchedAt` (a write-back keeps it); a
+   * pending marker only where no value is stored. Answers whether it wrote. Without it the
+   * engine uses `set`.
+   *
+   * @since 0.2.0
+   */
+  readonly compareAndSet?: <A>(
+    key: string,
+    entry: Entry.Entry<A>,
+    ttl: Duration.Duration,
+    schema: SchemaOf<A> | undefined
+  ) => Effect.Effect<boolean, StoreError | CodecError>
+  /**
+   * One fetch of a key across the processes that share the store (SPEC §9): the engine asks
+   * before a synchronous fetch of a job whose single flight is `"cluster"`. A store without
+   * it single-flights in each process only.
+   *
+   * @since 0.2.0
+   */
+  readonly claim?: <A>(key: string, schema: SchemaOf<A> | undefined, options: ClaimOptions<A>) => Effect.Effect<Claim<A>>
+  /**
    * Where the entries live, for a store that other processes share (`redis:<prefix>` for
    * the Redis store): a task carries its producer's, and a worker whose store for the job
    * has another refuses the task rather than refresh entries nobody reads.
    */
   readonly identity?: string
+  /**
+   * Tags (SPEC §10), for jobs with `Job.withTags`: each tag is one key of the store holding
+   * a random token, replaced at every invalidation. A store without them cannot invalidate
+   * by tag: its tagged entries read as stale, and `invalidateTags` fails.
+   */
+  readonly tags?: Tags
 }
+
+/**
+ * The tags of a store. Tag keys are kept apart from entries and never evicted before them
+ * (a tag that is forgotten only makes its entries stale).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Tags {
+  /** The current token of each tag, in order; `create` gives a tag without one a new token. */
+  readonly tokens: (tags: ReadonlyArray<string>, create: boolean) => Effect.Effect<ReadonlyArray<string | undefined>, StoreError>
+  /** Changes at every invalidation: a fetch that saw it change has its tags invalidated. */
+  readonly generation: Effect.Effect<string, StoreError>
+  /** Gives each tag a new token: every entry that recorded the old one is stale. O(1) per tag. */
+  readonly invalidate: (tags: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
+}
+
+/**
+ * What a synchronous fetch of a key asks of `Service.claim`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ClaimOptions<A> {
+  /**
+   * Whether a stored entry answers the caller instead of a fetch: a value of its job, fetched
+   * since it asked.
+   */
+  readonly accept: (entry: Entry.Entry<A>) => entry is Entry.Value<A>
+  /** `Clock` time (epoch ms) past which the caller waits no longer. */
+  readonly until: number
+}
+
+/**
+ * The answer of `Service.claim`.
+ *
+ * - `Found`: another process stored an accepted value (while this one waited, or a moment
+ *   before it took the lock): answer it, fetch nothing.
+ * - `Won`: this process fetches. `release(true)` once the value is stored, so that the
+ *   processes waiting for it read it; `release(false)` when the fetch failed or its value
+ *   could not be stored, which sends them to fetch themselves. Releasing twice does nothing.
+ * - `Alone`: fetch without coordination: the store cannot coordinate now (unreachable), the
+ *   fetch that was waited for ended without a value, or `until` passed.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Claim<A> =
+  | { readonly _tag: "Found"; readonly entry: Entry.Value<A> }
+  | { readonly _tag: "Won"; readonly release: (stored: boolean) => Effect.Effect<void> }
+  | { readonly _tag: "Alone" }
 
 /**
  * The counter of entries that did not decode in the named store (`"keyValueStore"`,
@@ -125,7 +206,22 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
     }
     const withNow = <A>(f: (now: number) => A) =>
       Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
+    // Tags live apart from the entries, at most `capacity` of them: a tag forgotten only
+    // makes its entries stale. In one process a counter is as good as a random token.
+    const tags = new Map<string, string>()
+    let tokens = 0
+    const give = (name: string) => {
+      if (!tags.delete(name) && tags.size >= capacity) tags.delete(tags.keys().next().value!)
+      const token = String(++tokens)
+      tags.set(name, token)
+      return token
+    }
     return CacheStore.of({
+      tags: {
+        tokens: (names, create) => Effect.sync(() => names.map((name) => tags.get(name) ?? (create ? give(name) : undefined))),
+        generation: Effect.sync(() => String(tokens)),
+        invalidate: (names) => Effect.sync(() => names.forEach(give))
+      },
       unsafeGet: read,
       get: (key) => withNow((now) => read(key, now)),
       getMany: (keys) => withNow((now) => keys.map((key) => read(key, now))),
@@ -135,10 +231,29 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
           if (!slots.delete(key) && slots.size >= capacity) evict()
           slots.set(key, { entry: Option.some(entry), deadline: now + Duration.toMillis(ttl), used: false })
         }),
+      // The race is in-process here: a stale read's write-back runs in the background and can
+      // land after a refresh stored a newer value.
+      compareAndSet: (key, entry, ttl) =>
+        withNow((now) => {
+          const stored = read(key, now)
+          if (!replaces(entry, stored)) return false
+          if (!slots.delete(key) && slots.size >= capacity) evict()
+          slots.set(key, { entry: Option.some(entry), deadline: now + Duration.toMillis(ttl), used: false })
+          return true
+        }),
       delete: (key) => Effect.sync(() => void slots.delete(key))
     })
   })
 }
+
+/**
+ * Whether `entry`, a write-back or a pending marker, may replace what is stored: a value
+ * only the stored value with its `fetchedAt`, a marker only an absent entry or a marker.
+ */
+const replaces = (entry: Entry.Entry<unknown>, stored: Option.Option<Entry.Entry<unknown>>): boolean =>
+  entry._tag === "Pending"
+    ? stored._tag === "None" || stored.value._tag === "Pending"
+    : stored._tag === "Some" && stored.value._tag === "Value" && stored.value.fetchedAt === entry.fetchedAt
 
 /**
  * The in-process store as a layer: the default backend.
@@ -180,7 +295,25 @@ export const makeKeyValueStore: Effect.Effect<Service, never, KeyValueStore.KeyV
           })
         }
       )
+    const fail = (operation: StoreError["operation"], key: string) => (cause: unknown) => new StoreError({ operation, key, cause })
+    // Tag keys start with "%", which job keys never do (job names escape it).
+    const tagKey = (name: string) => `%tag:${name}`
+    const newToken = Effect.sync(() => randomUUID())
     return CacheStore.of({
+      tags: {
+        tokens: (names, create) =>
+          Effect.forEach(names, (name) =>
+            Effect.flatMap(Effect.mapError(kv.get(tagKey(name)), fail("get", tagKey(name))), (token) =>
+              Option.isSome(token) || !create
+                ? Effect.succeed(Option.getOrUndefined(token))
+                : Effect.tap(newToken, (fresh) => Effect.mapError(kv.set(tagKey(name), fresh), fail("set", tagKey(name)))))),
+        generation: Effect.map(Effect.mapError(kv.get("%tags"), fail("get", "%tags")), Option.getOrElse(() => "")),
+        invalidate: (names) =>
+          Effect.zipRight(
+            Effect.forEach(names, (name) => Effect.flatMap(newToken, (fresh) => Effect.mapError(kv.set(tagKey(name), fresh), fail("set", tagKey(name)))), { discard: true }),
+            Effect.flatMap(newToken, (fresh) => Effect.mapError(kv.set("%tags", fresh), fail("set", "%tags")))
+          )
+      },
       get: read,
       getMany: (keys, schema) => Effect.forEach(keys, (key) => read(key, schema), { concurrency: "unbounded" }),
       set: (key, entry, ttl, schema) =>
@@ -219,3 +352,31 @@ export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore.Ke
   CacheStore,
   makeKeyValueStore
 )
+
+/**
+ * Invalidates `tags` on the default store: every entry tagged with one of them is stale from
+ * now on (served per its job's policy, and refreshed). O(1) whatever the number of tagged
+ * entries. Fails with `StoreError` when the store has no tags or does not answer.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const invalidateTags = (tags: ReadonlyArray<string>): Effect.Effect<void, StoreError, CacheStore> =>
+  Effect.flatMap(CacheStore, (store) => invalidateTagsOf(store, tags))
+
+/**
+ * `invalidateTags` on a given store (of another tag: `Job.invalidateTags` reads a job's).
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const invalidateTagsOf = (store: Service, tags: ReadonlyArray<string>): Effect.Effect<void, StoreError> =>
+  store.tags === undefined
+    ? Effect.fail(
+      new StoreError({
+        operation: "invalidateTags",
+        key: tags.join(", "),
+        cause: new Error("this cache store keeps no tags; use one that does (memory, key-value, Redis) for tagged jobs")
+      })
+    )
+    : store.tags.invalidate(tags)

@@ -30,6 +30,15 @@ export interface Value<A> {
   readonly expiresAt: number
   /** @since 0.2.0 */
   readonly fingerprint?: string
+  /** How long its fetch took, in milliseconds (jobs with an early refresh). @since 0.2.0 */
+  readonly delta?: number
+  /** The tokens of its tags as read before its fetch (`Job.withTags`). @since 0.2.0 */
+  readonly tags?: Readonly<Record<string, string>>
+  /**
+   * After a failed synchronous fetch whose stale value was served instead (stale-if-error),
+   * until when reads serve it without fetching. @since 0.2.0
+   */
+  readonly graceUntil?: number
 }
 
 /**
@@ -79,7 +88,10 @@ export const schema = <A, I, R>(value: Schema.Schema<A, I, R>) =>
       value,
       fetchedAt: Schema.Number,
       expiresAt: Schema.Number,
-      fingerprint: Schema.optionalWith(Schema.String, { exact: true })
+      fingerprint: Schema.optionalWith(Schema.String, { exact: true }),
+      delta: Schema.optionalWith(Schema.Number, { exact: true }),
+      tags: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { exact: true }),
+      graceUntil: Schema.optionalWith(Schema.Number, { exact: true })
     }),
     Schema.TaggedStruct("Pending", { expiresAt: Schema.Number })
   )

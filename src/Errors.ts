@@ -52,7 +52,7 @@ export class FetchTimeout extends Schema.TaggedError<FetchTimeout>("effect-cache
  * @category errors
  */
 export class StoreError extends Schema.TaggedError<StoreError>("effect-cacheback/StoreError")("StoreError", {
-  operation: Schema.Literal("get", "getMany", "set", "delete"),
+  operation: Schema.Literal("get", "getMany", "set", "delete", "invalidateTags"),
   key: Schema.String,
   cause: Schema.Defect
 }) {

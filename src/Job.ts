@@ -74,6 +74,12 @@ export interface Job<I, A, E = never, R = never, Out = A, Z = undefined, Async e
   readonly processResult: ((value: unknown, context: ResultContext<I>) => Out) | undefined
   readonly inputSchema: SchemaOf<I> | undefined
   readonly valueSchema: SchemaOf<A> | undefined
+  /** `withStaleIfError`: when a failed synchronous fetch of a stale value serves it instead. */
+  readonly staleIfError: Policy.StaleIfError<I> | undefined
+  /** `withEarlyRefresh`: XFetch's `beta`, when hits refresh early. */
+  readonly earlyRefresh: Policy.EarlyRefresh | undefined
+  /** `withTags`: the tags of a fetched value, for `invalidateTags`. */
+  readonly tags: ((input: I, value: A) => ReadonlyArray<string>) | undefined
   /** `withVersion`: bumped when the value's shape changes in a way its schema cannot tell. */
   readonly version: number
   /**
@@ -85,6 +91,8 @@ export interface Job<I, A, E = never, R = never, Out = A, Z = undefined, Async e
   readonly queueOptions: QueueOptions
   /** A span around every operation of this job (`cacheback.get`), off by default. */
   readonly spans: boolean
+  /** `withSingleFlight`: whether concurrent synchronous fetches of a key share one fetch across processes. */
+  readonly singleFlight: "process" | "cluster"
 }
 
 /**
@@ -213,10 +221,15 @@ export interface ResultContext<I> {
  * @since 0.1.0
  * @category models
  */
-export interface Lookup<V> {
+export interface Lookup<V, E = unknown> {
   readonly value: V
   readonly status: Policy.Status
   readonly syncFetch: boolean | undefined
+  /**
+   * The error of a synchronous fetch whose stale value was served instead
+   * (`withStaleIfError`). @since 0.2.0
+   */
+  readonly error?: E
 }
 
 /**
@@ -442,6 +455,65 @@ export const withSchema: {
 } = dual(2, internal.withSchema)
 
 /**
+ * Stale-if-error (SPEC §10, cacheback issue #74): when the synchronous fetch of a stale
+ * value fails or times out, answer the stale value instead, if it is younger than
+ * `maxStale` since its fetch (or when `f` says so, told the ages, the input and the error),
+ * and enqueue a refresh. `Job.lookup` reports it `stale`, with the error. For a refresh
+ * timeout after that, reads serve it without fetching again: no read waits on a dead origin
+ * twice in a row. The one exception to the `syncAfter` ceiling; counted in
+ * `cacheback_stale_if_error`. Throws at once for a negative duration.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withStaleIfError: {
+  <I, E>(
+    rule: Duration.DurationInput | ((ages: Policy.Ages, input: I, error: E | FetchTimeout) => boolean)
+  ): <A, R, Out, Z, Async extends boolean, S>(self: Job<I, A, E, R, Out, Z, Async, S>) => Job<I, A, E, R, Out, Z, Async, S>
+  <I, A, E, R, Out, Z, Async extends boolean, S>(
+    self: Job<I, A, E, R, Out, Z, Async, S>,
+    rule: Duration.DurationInput | ((ages: Policy.Ages, input: I, error: E | FetchTimeout) => boolean)
+  ): Job<I, A, E, R, Out, Z, Async, S>
+} = dual(2, internal.withStaleIfError)
+
+/**
+ * Early refresh of hot keys (SPEC §10): probabilistic early expiration (XFetch; Vattani,
+ * Chierichetti, Lowenstein, VLDB 2015). Entries record how long their fetch took (`delta`);
+ * a hit enqueues a refresh when `now - delta × beta × ln(draw) ≥ expiresAt` (the draw from
+ * Effect's `Random`, so `TestRandom` drives it), never before half the lifetime, once per
+ * fetched value in a process: hot keys are refreshed before anyone reads them stale. Counted
+ * in `cacheback_early_refreshes`. `beta` 1 is XFetch's default; larger refreshes earlier.
+ * Throws at once for a `beta` that is not a positive number.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withEarlyRefresh: {
+  (options: { readonly beta: number }): <J extends Job.All>(self: J) => J
+  <J extends Job.All>(self: J, options: { readonly beta: number }): J
+} = dual(2, internal.withEarlyRefresh)
+
+/**
+ * Tags (SPEC §10): the tags of a fetched value, by its input and the value. An entry records
+ * its tags' tokens as they were before its fetch began; `Job.invalidateTags` (or
+ * `CacheStore.invalidateTags`) gives a tag a new token, and every entry that recorded the
+ * old one is stale: served per the job's policy and refreshed. O(1) whatever the number of
+ * tagged entries; no clock is compared across hosts.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withTags: {
+  <I, A>(tags: (input: I, value: A) => ReadonlyArray<string>): <E, R, Out, Z, Async extends boolean, S>(
+    self: Job<I, A, E, R, Out, Z, Async, S>
+  ) => Job<I, A, E, R, Out, Z, Async, S>
+  <I, A, E, R, Out, Z, Async extends boolean, S>(
+    self: Job<I, A, E, R, Out, Z, Async, S>,
+    tags: (input: I, value: A) => ReadonlyArray<string>
+  ): Job<I, A, E, R, Out, Z, Async, S>
+} = dual(2, internal.withTags)
+
+/**
  * The version of the job's values. Entries carry the job's fingerprint (its value schema's
  * encoded structure and this version), and an entry of another fingerprint is a miss
  * (counted in `cacheback_fingerprint_misses`): a deploy that changes the value's shape
@@ -511,6 +583,21 @@ export const withSpans: {
 } = dual((args) => isJob(args[0]), internal.withSpans)
 
 /**
+ * Where concurrent synchronous fetches of one key share one fetch (SPEC §9). `"cluster"`
+ * (the default): across every process on a store that can coordinate them (`RedisCacheStore`
+ * takes a lock per key; the others wait for its value), and in each process on any other
+ * store or while the store is unreachable. `"process"`: in each process only, with no lock
+ * round trip before a fetch.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withSingleFlight: {
+  (scope: "process" | "cluster"): <J extends Job.All>(self: J) => J
+  <J extends Job.All>(self: J, scope: "process" | "cluster"): J
+} = dual(2, internal.withSingleFlight)
+
+/**
  * Spans for every job's reads in the programs this layer is provided to.
  *
  * @since 0.1.0
@@ -536,6 +623,7 @@ export const cached: Cached.Constructor = ((first: unknown, fetch?: Job.Any["fet
   if (options.syncAfter !== undefined) job = withStaleRefresh(job, { syncAfter: options.syncAfter })
   if (options.fetchTimeout !== undefined) job = withFetchTimeout(job, options.fetchTimeout)
   if (options.spans !== undefined) job = withSpans(job, options.spans)
+  if (options.singleFlight !== undefined) job = withSingleFlight(job, options.singleFlight)
   return toFunction(job)
 }) as Cached.Constructor
 
@@ -553,6 +641,8 @@ export interface CachedOptions {
   /** `Job.withFetchTimeout` (since 0.2.0). */
   readonly fetchTimeout?: Duration.DurationInput
   readonly spans?: boolean
+  /** `Job.withSingleFlight` (since 0.2.0). */
+  readonly singleFlight?: "process" | "cluster"
 }
 
 /**
@@ -622,8 +712,8 @@ export const get: {
  * @category operations
  */
 export const lookup: {
-  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
-  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
+  <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>, Error<J> | FetchTimeout>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
+  <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>, Error<J> | FetchTimeout>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
 } = dual((args) => isJob(args[0]), operations.lookup)
 
 /**
@@ -714,6 +804,19 @@ export const rawGet: {
   <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Option.Option<Entry.Entry<Value<J>>>, KeyError | StoreError, Store<J>>
   <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Option.Option<Entry.Entry<Value<J>>>, KeyError | StoreError, Store<J>>
 } = dual((args) => isJob(args[0]), operations.rawGet)
+
+/**
+ * Invalidates `tags` on the job's store: every entry tagged with one of them is stale from
+ * now on (served per the job's policy, and refreshed). Fails with `StoreError` when the store
+ * cannot (a store without tags, or one that does not answer).
+ *
+ * @since 0.2.0
+ * @category operations
+ */
+export const invalidateTags: {
+  (tags: ReadonlyArray<string>): <J extends Job.All>(self: J) => Effect.Effect<void, StoreError, Store<J>>
+  <J extends Job.All>(self: J, tags: ReadonlyArray<string>): Effect.Effect<void, StoreError, Store<J>>
+} = dual(2, operations.invalidateTags)
 
 /**
  * One attempt at a refresh: fetch, store, count. What a queue runs for a task (a worker, or

@@ -90,7 +90,7 @@ describe("Job.make and the combinators (SPEC §1)", () => {
       Effect.Effect<string, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
     >()
     expectTypeOf(Job.lookup(processed, "x")).toEqualTypeOf<
-      Effect.Effect<Job.Lookup<number | undefined>, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+      Effect.Effect<Job.Lookup<number | undefined, FetchTimeout>, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
     >()
     class Other extends Context.Tag("Other")<Other, CacheStore.Service>() {}
     expectTypeOf(Job.rawGet(sync.pipe(Job.withStore(Other)), "x")).toEqualTypeOf<

@@ -65,11 +65,15 @@ export const make = <I, A, E, R>(options: {
     processResult: undefined,
     inputSchema: undefined,
     valueSchema: undefined,
+    staleIfError: undefined,
+    earlyRefresh: undefined,
+    tags: undefined,
     version: 0,
     fingerprint: undefined,
     store: CacheStore,
     queueOptions: {},
-    spans: false
+    spans: false,
+    singleFlight: "cluster"
   }
   return Object.assign(Object.create(JobProto), fields)
 }
@@ -159,6 +163,27 @@ export const withSchema = (self: Job.Job.Any, schemas: {
   })
 }
 
+export const withStaleIfError = (
+  self: Job.Job.Any,
+  rule: Duration.DurationInput | ((ages: Policy.Ages, input: unknown, error: unknown) => boolean)
+): Job.Job.Any =>
+  copy(self, {
+    staleIfError: typeof rule === "function"
+      ? { _tag: "When", predicate: rule }
+      : { _tag: "MaxStale", maxStale: Durations.decode("Job.withStaleIfError", rule) }
+  })
+
+export const withEarlyRefresh = (self: Job.Job.Any, options: { readonly beta: number }): Job.Job.Any => {
+  const beta = options?.beta
+  if (typeof beta !== "number" || !Number.isFinite(beta) || beta <= 0) {
+    throw new RangeError(`Job.withEarlyRefresh: expected { beta } with beta a positive, finite number (1 is XFetch's default), got ${beta}`)
+  }
+  return copy(self, { earlyRefresh: { beta } })
+}
+
+export const withTags = (self: Job.Job.Any, tags: (input: unknown, value: unknown) => ReadonlyArray<string>): Job.Job.Any =>
+  copy(self, { tags: func("Job.withTags", tags) })
+
 export const withVersion = (self: Job.Job.Any, version: number): Job.Job.Any =>
   copy(self, {
     version: integer("Job.withVersion", "version", version, 0),
@@ -180,6 +205,13 @@ export const withQueueOptions = (self: Job.Job.Any, options: Job.QueueOptionsInp
   copy(self, { queueOptions: queueOptions(options) })
 
 export const withSpans = (self: Job.Job.Any, enabled: boolean = true): Job.Job.Any => copy(self, { spans: enabled })
+
+export const withSingleFlight = (self: Job.Job.Any, scope: "process" | "cluster"): Job.Job.Any => {
+  if (scope !== "process" && scope !== "cluster") {
+    throw new TypeError(`Job.withSingleFlight: expected "process" or "cluster", got ${JSON.stringify(scope)}`)
+  }
+  return copy(self, { singleFlight: scope })
+}
 
 /** Whether every job's operations are traced in this fiber (`Job.layerSpans`). */
 export const currentSpans = globalValue(Symbol.for("effect-cacheback/currentSpans"), () => FiberRef.unsafeMake(false))

@@ -8,12 +8,17 @@
  * newest task's input and services; while it runs into one owed run after it. A failed
  * attempt waits its backoff in a timer fiber of its own, holding no worker. The cacheback
  * state machine of a queued key is written here by hand: no library keeps it.
+ *
+ * Keys in the FIFO are counted in `cacheback_refreshes_waiting{job}`: one gauge update when a
+ * key goes in and one when a worker takes it.
  */
 import * as Effect from "effect/Effect"
+import type * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import { EnqueueError } from "../Errors.js"
 import type { Enqueued, Service, Task } from "../RefreshQueue.js"
+import * as Metrics from "./metrics.js"
 import * as Refresh from "./refresh.js"
 
 interface KeyState {
@@ -24,6 +29,12 @@ interface KeyState {
   status: "ready" | "running" | "backoff"
   /** A task enqueued while `task` runs: the run owed after it. */
   next: Task | undefined
+  /**
+   * The waiting gauge of the job that first enqueued the key, looked up once per key: a
+   * later task of the key counts there too (two jobs share a key only through `withKey`),
+   * so that every take undoes its enqueue's count.
+   */
+  readonly waiting: Metric.Metric.Gauge<number>
 }
 
 export const make = (options: { readonly concurrency: number; readonly capacity: number }): Effect.Effect<Service, never, Scope.Scope> =>
@@ -33,10 +44,18 @@ export const make = (options: { readonly concurrency: number; readonly capacity:
     const ready = yield* Queue.unbounded<KeyState>()
     const keys = new Map<string, KeyState>()
     let open = true
-    yield* Effect.addFinalizer(() => Effect.sync(() => (open = false)))
+    // Runs after the workers are interrupted (finalizers run in reverse): the keys still
+    // "ready" are those left in the FIFO, no longer waiting for anything.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        open = false
+        for (const state of keys.values()) if (state.status === "ready") Metrics.shift(state.waiting, -1)
+      })
+    )
 
     const schedule = (state: KeyState) => {
       state.status = "ready"
+      Metrics.shift(state.waiting, 1)
       Queue.unsafeOffer(ready, state)
     }
     // After an attempt: wait out the backoff of a failed one (unless a newer run is owed),
@@ -64,6 +83,7 @@ export const make = (options: { readonly concurrency: number; readonly capacity:
     const worker = Effect.forever(
       Effect.flatMap(Queue.take(ready), (state) => {
         state.status = "running"
+        Metrics.shift(state.waiting, -1)
         return Effect.flatMap(
           Refresh.attempt(state.task, state.attempt, "retrying after its backoff"),
           (outcome) => settle(state, outcome)
@@ -88,7 +108,7 @@ export const make = (options: { readonly concurrency: number; readonly capacity:
         return Effect.succeed("deduplicated")
       }
       if (keys.size >= capacity) return refuse(`the refresh queue is full (${capacity} keys wait or run)`)
-      const added: KeyState = { task, attempt: 1, status: "ready", next: undefined }
+      const added: KeyState = { task, attempt: 1, status: "ready", next: undefined, waiting: Metrics.refreshesWaiting(task.job) }
       keys.set(task.key, added)
       schedule(added)
       return Effect.succeed("enqueued")

@@ -21,6 +21,8 @@ export interface JobMetrics {
   readonly fetchTimeouts: Metric.Metric.Counter<number>
   readonly backgroundSkipped: Metric.Metric.Counter<number>
   readonly fingerprintMisses: Metric.Metric.Counter<number>
+  readonly staleIfError: Metric.Metric.Counter<number>
+  readonly earlyRefreshes: Metric.Metric.Counter<number>
   /** `cacheback_fetch_duration_ms` of the job, where the fetch ran. */
   readonly fetchDurations: { readonly [Where in FetchPlace]: Metric.Metric.Histogram<number> }
 }
@@ -47,6 +49,11 @@ export const fingerprintMisses = counter(
   "cacheback_fingerprint_misses",
   "entries of another job version or value schema, read as misses"
 )
+export const staleIfError = counter(
+  "cacheback_stale_if_error",
+  "reads whose synchronous fetch of a stale value failed and that served the stale value (withStaleIfError)"
+)
+export const earlyRefreshes = counter("cacheback_early_refreshes", "refreshes asked by a hit before expiry (withEarlyRefresh)")
 export const backgroundSkipped = counter(
   "cacheback_background_skipped",
   "writes and enqueues after a read's decision skipped because the process had its maximum running"
@@ -97,6 +104,8 @@ export const forJob = (job: string): JobMetrics => {
       fetchTimeouts: tag(fetchTimeouts),
       backgroundSkipped: tag(backgroundSkipped),
       fingerprintMisses: tag(fingerprintMisses),
+      staleIfError: tag(staleIfError),
+      earlyRefreshes: tag(earlyRefreshes),
       fetchDurations: { sync: fetchDuration(job, "sync"), background: fetchDuration(job, "background") }
     }
     byJob.set(job, metrics)
@@ -133,3 +142,28 @@ export const fetchDuration = (job: string, where: FetchPlace): Metric.Metric.His
   }
   return metric
 }
+
+const waitingByJob = new Map<string, Metric.Metric.Gauge<number>>()
+
+/**
+ * `cacheback_refreshes_waiting{job}`: refreshes of the job waiting in this process's memory
+ * queues for a fiber to run them (not those running, owed after a running one, or waiting
+ * out a retry's backoff).
+ */
+export const refreshesWaiting = (job: string): Metric.Metric.Gauge<number> => {
+  let metric = waitingByJob.get(job)
+  if (metric === undefined) {
+    // From a tagged key, for the reason `tagged` gives: the memory queue moves it on every
+    // enqueue and take, with `unsafeModify` rather than an effect.
+    metric = Metric.fromMetricKey(MetricKey.tagged(
+      MetricKey.gauge("cacheback_refreshes_waiting", { description: "refreshes waiting in a memory queue of this process, by job" }),
+      "job",
+      job
+    ))
+    waitingByJob.set(job, metric)
+  }
+  return metric
+}
+
+/** Moves a gauge by `delta`, as `bump` does a counter. */
+export const shift = (gauge: Metric.Metric.Gauge<number>, delta: number): void => gauge.unsafeModify(delta, noTags)

@@ -8,6 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as CacheStore from "../CacheStore.js"
 import * as Entry from "../Entry.js"
 import type { CodecError, FetchTimeout, KeyError, StoreError } from "../Errors.js"
 import type * as Job from "../Job.js"
@@ -27,7 +28,8 @@ export const get = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effec
 export const lookup = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
-): Effect.Effect<Job.Lookup<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> => engine.resolve(self, input, "get", readLookup)
+): Effect.Effect<Job.Lookup<unknown, unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
+  engine.resolve(self, input, "get", readLookup)
 
 // Module-level bodies, so that a read allocates no closure for them. Traced reads record
 // the status they found on their span.
@@ -72,9 +74,16 @@ export const getMany = <I, A, E, R, S>(
         // Hits are answered here, with no effect; only the rest need one (a fiber each).
         const now = clock.unsafeCurrentTimeMillis()
         const values: Array<unknown> = new Array(all.length)
-        const rest: Array<[number, Policy.Decision<A>]> = []
+        // The rest: decided here (misses, stale entries), or to decide with an effect (tagged
+        // entries, whose tags are checked; jobs with an early refresh, which draw).
+        const rest: Array<[number, Policy.Decision<A> | undefined]> = []
         for (let i = 0; i < all.length; i++) {
-          const decision = Policy.decide(entries[i]!, now, self, all[i]!)
+          const entry = entries[i]!
+          if (self.earlyRefresh !== undefined || (entry._tag === "Some" && entry.value._tag === "Value" && entry.value.tags !== undefined)) {
+            rest.push([i, undefined])
+            continue
+          }
+          const decision = Policy.decide(entry, now, self, all[i]!)
           if (decision._tag === "Hit") values[i] = engine.hit(self, all[i]!, decision, engine.answerValue)
           else rest.push([i, decision])
         }
@@ -82,13 +91,17 @@ export const getMany = <I, A, E, R, S>(
         return Effect.as(
           Effect.forEach(
             rest,
-            ([i, decision]) =>
-              Effect.map(
-                engine.perform(new engine.Read(self, all[i]!, keys[i]!, store, context), decision, engine.answerValue),
+            ([i, decision]) => {
+              const read = new engine.Read(self, all[i]!, keys[i]!, store, context)
+              return Effect.map(
+                decision === undefined
+                  ? engine.decideOn(read, entries[i]!, now, engine.answerValue)
+                  : engine.perform(read, decision, engine.answerValue),
                 (value) => {
                   values[i] = value
                 }
-              ),
+              )
+            },
             { concurrency: "unbounded", discard: true }
           ),
           values
@@ -157,3 +170,8 @@ export const refreshTask = <I, A, E, R, S>(
   Effect.flatMap(self.store, (store) => engine.refreshAttempt(new engine.Target(self, input, key, store)))
 
 export const metrics = (self: { readonly name: string }): Metrics.JobMetrics => Metrics.forJob(self.name)
+
+export const invalidateTags = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  tags: ReadonlyArray<string>
+): Effect.Effect<void, StoreError, S> => Effect.flatMap(self.store, (store) => CacheStore.invalidateTagsOf(store, tags))

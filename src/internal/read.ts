@@ -14,10 +14,10 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import type * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Random from "effect/Random"
 import * as Tracer from "effect/Tracer"
-import type { Service as StoreService } from "../CacheStore.js"
+import type { Service as StoreService, Tags } from "../CacheStore.js"
 import * as Entry from "../Entry.js"
 import { type CodecError, FetchTimeout, type KeyError, type StoreError } from "../Errors.js"
 import type * as Job from "../Job.js"
@@ -128,7 +128,8 @@ export type Answer<I, X> = (
   input: I,
   value: unknown,
   status: Policy.Status,
-  syncFetch: boolean | undefined
+  syncFetch: boolean | undefined,
+  error?: unknown
 ) => X
 
 interface Answerable<I> {
@@ -150,8 +151,9 @@ export const answerLookup = <I>(
   _input: I,
   value: unknown,
   status: Policy.Status,
-  syncFetch: boolean | undefined
-): Job.Lookup<unknown> => ({ value, status, syncFetch })
+  syncFetch: boolean | undefined,
+  error?: unknown
+): Job.Lookup<unknown, unknown> => error === undefined ? { value, status, syncFetch } : { value, status, syncFetch, error }
 
 /** Reads the entry (synchronously where the store can), decides, and carries it out. */
 export const lookup = <I, A, E, R, X>(
@@ -159,15 +161,74 @@ export const lookup = <I, A, E, R, X>(
   clock: Clock.Clock,
   answer: Answer<I, X>
 ): Effect.Effect<X, E | FetchTimeout, R> => {
-  const { input, job, key, store } = read
+  const { job, key, store } = read
   if (store.unsafeGet !== undefined) {
     const now = clock.unsafeCurrentTimeMillis()
     const known = store.unsafeGet<A>(key, now)
-    if (known !== undefined) return perform(read, Policy.decide(current(job, known), now, job, input), answer)
+    if (known !== undefined) return decideOn(read, current(job, known), now, answer)
   }
-  return Effect.flatMap(
-    readEntry(read),
-    (entry) => perform(read, Policy.decide(entry, clock.unsafeCurrentTimeMillis(), job, input), answer)
+  return Effect.flatMap(readEntry(read), (entry) => decideOn(read, entry, clock.unsafeCurrentTimeMillis(), answer))
+}
+
+/**
+ * Decides on the entry and carries the decision out: first, for a tagged entry, checks its
+ * tags' tokens (an invalidated one expires it), and for a job with an early refresh, draws
+ * from Effect's `Random`. An untagged entry of a job without one takes no effect step.
+ */
+export const decideOn = <I, A, E, R, X>(
+  read: Read<I, A, E, R>,
+  entry: Option.Option<Entry.Entry<A>>,
+  now: number,
+  answer: Answer<I, X>
+): Effect.Effect<X, E | FetchTimeout, R> => {
+  const { input, job } = read
+  if (entry._tag === "Some" && entry.value._tag === "Value" && entry.value.tags !== undefined) {
+    const tagged = entry.value
+    return Effect.flatMap(tagsHold(read, tagged), (hold) =>
+      decideOn(read, Option.some(hold ? untagged(tagged) : expired(tagged, now)), now, answer))
+  }
+  if (job.earlyRefresh !== undefined) {
+    // `Random.next` is in [0, 1); XFetch takes a draw in (0, 1].
+    return Effect.flatMap(Random.next, (draw) => {
+      const decision = Policy.decide(entry, now, job, input, 1 - draw)
+      const performed = perform(read, decision, answer)
+      return decision._tag === "Hit" && decision.refreshEarly === true && entry._tag === "Some" && entry.value._tag === "Value"
+        ? Effect.zipRight(refreshEarly(read, entry.value.fetchedAt), performed)
+        : performed
+    })
+  }
+  return perform(read, Policy.decide(entry, now, job, input), answer)
+}
+
+/** A tagged entry whose tags were found current, for the decision (which does not read tags). */
+const untagged = <A>(entry: Entry.Value<A>): Entry.Value<A> => {
+  const { tags: _, ...rest } = entry
+  return rest
+}
+
+/**
+ * A tagged entry one of whose tags was invalidated since its fetch: expired now, and without
+ * its tags, so that its write-back is served for a refresh timeout like any stale value's.
+ */
+const expired = <A>(entry: Entry.Value<A>, now: number): Entry.Value<A> => ({
+  ...untagged(entry),
+  expiresAt: Math.min(entry.expiresAt, now - 1)
+})
+
+/**
+ * Whether every tag of the entry still has the token it recorded. A store that cannot tell
+ * (it has no tags, or fails to answer) makes it stale: served per the job's policy and
+ * refreshed, never served as fresh past an invalidation.
+ */
+const tagsHold = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.Value<A>): Effect.Effect<boolean> => {
+  const recorded = entry.tags!
+  const names = Object.keys(recorded)
+  const tags = target.store.tags
+  if (tags === undefined) return Effect.succeed(false)
+  return degrade(
+    target.job.name,
+    Effect.map(tags.tokens(names, false), (tokens) => names.every((name, i) => tokens[i] === recorded[name])),
+    false
   )
 }
 
@@ -208,7 +269,9 @@ export const perform = <I, A, E, R, X>(
   switch (decision._tag) {
     case "Fetch": {
       Metrics.bump(status === "miss" ? counters.misses : counters.staleHits)
-      return Effect.map(syncRefresh(read), (value) => answer(job, input, value, status, syncFetch))
+      const fetched = Effect.map(syncRefresh(read), (value) => answer(job, input, value, status, syncFetch))
+      const fallback = decision.fallback
+      return fallback === undefined ? fetched : Effect.catchAll(fetched, (error) => staleIfError(read, fallback, error, answer))
     }
     case "ServeEmpty": {
       Metrics.bump(counters.misses)
@@ -220,8 +283,56 @@ export const perform = <I, A, E, R, X>(
       Metrics.bump(counters.staleHits)
       return serveThenRefresh(read, decision.entry, decision.value, status, answer)
     }
+    case "ServeGrace": {
+      Metrics.bump(counters.staleHits)
+      return Effect.succeed(answer(job, input, decision.value, status, syncFetch))
+    }
   }
 }
+
+/**
+ * The synchronous fetch of a stale value failed: stale-if-error serves the value instead,
+ * when `Policy.recover` allows it, written back to be served without fetching for a
+ * refresh timeout, and a refresh is enqueued; otherwise the error goes to the caller.
+ */
+const staleIfError = <I, A, E, R, X>(
+  read: Read<I, A, E, R>,
+  fallback: Entry.Value<A>,
+  error: E | FetchTimeout,
+  answer: Answer<I, X>
+): Effect.Effect<X, E | FetchTimeout> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const recovered = Policy.recover(fallback, error, now, read.job, read.input)
+    if (recovered === undefined || recovered._tag !== "ServeStale") return Effect.fail(error)
+    Metrics.bump(Metrics.forJob(read.job.name).staleIfError)
+    return Effect.as(
+      inBackground(read, Effect.zipRight(write(read, recovered.entry), enqueueElseRefreshLater(read))),
+      answer(read.job, read.input, recovered.value, "stale", false, error)
+    )
+  })
+
+/**
+ * An early refresh of a hit (XFetch): enqueued in the background, once per fetched value in
+ * this process (after that a refresh of it is waiting or running), then collapsed by the
+ * queue across processes.
+ */
+const refreshEarly = <I, A, E, R>(read: Read<I, A, E, R>, fetchedAt: number): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    let asked = earlyRequests.get(read.store)
+    if (asked === undefined) {
+      asked = new Map()
+      earlyRequests.set(read.store, asked)
+    }
+    if (asked.get(read.key) === fetchedAt) return Effect.void
+    // A bound, not an eviction policy: forgetting only lets a key be asked once more.
+    if (asked.size >= maxEarlyRequests) asked.clear()
+    asked.set(read.key, fetchedAt)
+    Metrics.bump(Metrics.forJob(read.job.name).earlyRefreshes)
+    return inBackground(read, enqueueElseRefreshLater(read))
+  })
+
+const earlyRequests = new WeakMap<StoreService, Map<string, number>>()
+const maxEarlyRequests = 10_000
 
 /** Answers a hit (counted): also what `getMany` does with each hit, with no effect. */
 export const hit = <I, A, X>(
@@ -248,7 +359,7 @@ const serveThenRefresh = <I, A, E, R, X>(
   answer: Answer<I, X>
 ): Effect.Effect<X> =>
   Effect.as(
-    inBackground(read, Effect.zipRight(write(read, entry), enqueueElseRefreshLater(read))),
+    inBackground(read, Effect.zipRight(writeBack(read, entry), enqueueElseRefreshLater(read))),
     answer(read.job, read.input, served, status, false)
   )
 
@@ -389,16 +500,18 @@ export const syncRefresh = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effe
     target.store,
     target.key,
     Effect.suspend(() => {
-      Metrics.bump(Metrics.forJob(target.job.name).syncFetches)
-      return fetchThen(target, "sync", Effect.succeed)
+      // With "cluster", the flight of this process coordinates with those of the others
+      // through the store (SPEC §9), when the store can.
+      const claim = target.job.singleFlight === "cluster" ? target.store.claim : undefined
+      return claim === undefined ? fetchHere(target, deadlineOf(target), undefined) : claimThenFetch(target, claim)
     }),
     {
-      then: (entry) => bounded(target.job.name, Effect.ensuring(write(target, entry), released)),
+      then: (fetched) => fetched.found ? Effect.void : storeThenRelease(target, fetched),
       // A flight answered but still storing (a store that hangs) is joined only while its
       // value is fresh: a write that never ends cannot serve its value forever.
-      joinable: (entry, now) => now <= entry.expiresAt
+      joinable: (fetched, now) => now <= fetched.entry.expiresAt
     }
-  ).pipe(Effect.map((entry) => entry.value))
+  ).pipe(Effect.map((fetched) => fetched.entry.value))
 
 /** Fetches and stores (`Job.refresh`); a failed store write is logged, and the value still answered. */
 export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> =>
@@ -433,7 +546,7 @@ const fetchThen = <I, A, E, R, X, E2>(
 ): Effect.Effect<X, E | FetchTimeout | E2, R> => {
   const { input, job, key } = target
   const deadline = deadlineOf(target)
-  const fetch = timed(job.fetch(input), Metrics.fetchDuration(job.name, where)).pipe(
+  const fetch = job.fetch(input).pipe(
     Effect.withSpan("cacheback.fetch", {
       attributes: { "cacheback.job": job.name, "cacheback.key": key },
       captureStackTrace: false
@@ -450,22 +563,52 @@ const fetchThen = <I, A, E, R, X, E2>(
       )
     )
     : fetch
-  return Effect.flatMap(
-    bounded,
-    (value) =>
-      Effect.flatMap(
-        Clock.currentTimeMillis,
-        (now) => then(Entry.value(value, now, now + Duration.toMillis(job.expiry(input)), job.fingerprint))
+  const tags = job.tags === undefined ? undefined : target.store.tags
+  const histogram = Metrics.fetchDuration(job.name, where)
+  // A tagged job reads the store's tag generation before the fetch and its tags' tokens
+  // after: a generation that moved meanwhile (an invalidation during the fetch) leaves the
+  // entry with tokens that match nothing, so it is stale at once.
+  return Effect.flatMap(tags === undefined ? Effect.succeed(undefined) : generationOf(target, tags), (before) =>
+    Effect.clockWith((clock) => {
+      const start = clock.unsafeCurrentTimeMillis()
+      return bounded.pipe(
+        Effect.ensuring(Effect.sync(() => histogram.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, []))),
+        Effect.flatMap((value) => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const base = Entry.value(value, now, now + Duration.toMillis(job.expiry(input)), job.fingerprint)
+          const entry = job.earlyRefresh === undefined ? base : { ...base, delta: now - start }
+          const names = tags === undefined || job.tags === undefined ? [] : job.tags(input, value)
+          return tags === undefined || names.length === 0
+            ? then(entry)
+            : Effect.flatMap(tokensOf(target, tags, names, before), (recorded) => then({ ...entry, tags: recorded }))
+        })
       )
-  )
+    }))
 }
 
-/** `effect`, its duration (by the `Clock`, success or failure) recorded in `histogram`. */
-const timed = <A, E, R>(effect: Effect.Effect<A, E, R>, histogram: Metric.Metric.Histogram<number>): Effect.Effect<A, E, R> =>
-  Effect.clockWith((clock) => {
-    const start = clock.unsafeCurrentTimeMillis()
-    return Effect.ensuring(effect, Effect.sync(() => histogram.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, [])))
-  })
+/** The store's tag generation, or none when it cannot tell (its entry is then stale at once). */
+const generationOf = <I, A, E, R>(target: Target<I, A, E, R>, tags: Tags): Effect.Effect<string | undefined> =>
+  degrade(target.job.name, tags.generation, undefined)
+
+/**
+ * The tokens an entry records for its tags (created for a tag that has none). When the
+ * generation moved since `before` or cannot be told, the tokens recorded are empty, which no
+ * tag holds: the entry is stale at once (refreshed, never fresh past an invalidation).
+ */
+const tokensOf = <I, A, E, R>(
+  target: Target<I, A, E, R>,
+  tags: Tags,
+  names: ReadonlyArray<string>,
+  before: string | undefined
+): Effect.Effect<Record<string, string>> =>
+  degrade(
+    target.job.name,
+    Effect.zipWith(tags.tokens(names, true), tags.generation, (tokens, after) => {
+      const moved = before === undefined || after !== before
+      return Object.fromEntries(names.map((name, i) => [name, moved ? "" : tokens[i] ?? ""]))
+    }),
+    Object.fromEntries(names.map((name) => [name, ""]))
+  )
 
 /** The deadline of a fetch of the target: `withFetchTimeout`, else the refresh timeout. */
 const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Duration.Duration =>
@@ -478,3 +621,107 @@ export const write = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.Entry
     target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema),
     undefined
   )
+
+/**
+ * A write-back of a stale value or a pending marker: compare-and-set where the store can, so
+ * that it never replaces a value a refresh stored since the read (SPEC §9); a refused one is
+ * no fault.
+ */
+export const writeBack = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.Entry<A>): Effect.Effect<void> => {
+  const { input, job, key, store } = target
+  return store.compareAndSet === undefined
+    ? write(target, entry)
+    : degrade(job.name, Effect.asVoid(store.compareAndSet(key, entry, job.cacheTtl(input), job.valueSchema)), undefined)
+}
+
+// -----------------------------------------------------------------------------
+// One fetch across processes (SPEC §9)
+// -----------------------------------------------------------------------------
+
+/**
+ * What a flight of `syncRefresh` answers: the entry, fetched here (`release` then frees the
+ * store's claim once it is stored) or `found` in the store, stored by another process.
+ */
+class Fetched<A> {
+  constructor(
+    readonly entry: Entry.Value<A>,
+    readonly release: ((stored: boolean) => Effect.Effect<void>) | undefined,
+    readonly found: boolean
+  ) {}
+}
+
+/**
+ * How long before a flight began a value may have been fetched and still answer it: a value
+ * stored by another process between this read's lookup and its claim was fetched a moment
+ * before the flight began (its fetch ended before its write), and is the value it wanted.
+ */
+const sharedFetchWindow = 1_000
+
+/**
+ * Asks the store who fetches, then answers what another process stored or fetches here. The
+ * flight keeps one deadline, its fetch's: the claim, the wait for another process and a fetch
+ * after it all fit in it, so that a read still answers within one store timeout plus its fetch
+ * (SPEC §7). A fetch here that fails, or is given up, releases the claim without a value.
+ */
+const claimThenFetch = <I, A, E, R>(
+  target: Target<I, A, E, R>,
+  claim: NonNullable<StoreService["claim"]>
+): Effect.Effect<Fetched<A>, E | FetchTimeout, R> =>
+  Effect.clockWith((clock) => {
+    const { job } = target
+    const start = clock.unsafeCurrentTimeMillis()
+    const deadline = Duration.toMillis(deadlineOf(target))
+    const since = start - sharedFetchWindow
+    const accept = (entry: Entry.Entry<A>): entry is Entry.Value<A> =>
+      entry._tag === "Value" && entry.fingerprint === job.fingerprint && entry.fetchedAt >= since
+    return Effect.flatMap(claim<A>(target.key, job.valueSchema, { accept, until: start + deadline }), (claimed) => {
+      if (claimed._tag === "Found") return Effect.succeed(new Fetched(claimed.entry, undefined, true))
+      const left = start + deadline - clock.unsafeCurrentTimeMillis()
+      if (claimed._tag === "Alone") return left > 0 ? fetchHere(target, Duration.millis(left), undefined) : timedOut(target, deadline)
+      const release = claimed.release
+      return Effect.onExit(
+        left > 0 ? fetchHere(target, Duration.millis(left), release) : timedOut(target, deadline),
+        (exit) => exit._tag === "Failure" ? release(false) : Effect.void
+      )
+    })
+  })
+
+/** A fetch in this process within `deadline`, counted as a synchronous fetch. */
+const fetchHere = <I, A, E, R>(
+  target: Target<I, A, E, R>,
+  deadline: Duration.Duration,
+  release: ((stored: boolean) => Effect.Effect<void>) | undefined
+): Effect.Effect<Fetched<A>, E | FetchTimeout, R> => {
+  Metrics.bump(Metrics.forJob(target.job.name).syncFetches)
+  const within = Duration.equals(deadline, deadlineOf(target))
+    ? target
+    : new Target({ ...target.job, fetchTimeout: () => deadline }, target.input, target.key, target.store)
+  return fetchThen(within, "sync", (entry) => Effect.succeed(new Fetched(entry, release, false)))
+}
+
+/** A flight whose deadline passed while it waited for another process: the read's fetch timed out. */
+const timedOut = <I, A, E, R>(target: Target<I, A, E, R>, millis: number): Effect.Effect<never, FetchTimeout> => {
+  const error = new FetchTimeout({ job: target.job.name, key: target.key, millis })
+  Metrics.bump(Metrics.forJob(target.job.name).fetchTimeouts)
+  return Effect.zipRight(Effect.logWarning(`cacheback: ${error.message}`), Effect.fail(error))
+}
+
+/**
+ * Stores a fetched value after its callers are answered; a claimed fetch then releases its
+ * claim, saying whether the value was stored (the processes waiting for it read it, or fetch
+ * themselves).
+ */
+const storeThenRelease = <I, A, E, R>(target: Target<I, A, E, R>, fetched: Fetched<A>): Effect.Effect<void> => {
+  const { entry, release } = fetched
+  if (release === undefined) return bounded(target.job.name, Effect.ensuring(write(target, entry), released))
+  let stored = false
+  const store = degrade(
+    target.job.name,
+    Effect.as(target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema), true),
+    false
+  )
+  return Effect.zipRight(
+    bounded(target.job.name, Effect.ensuring(Effect.map(store, (ok) => (stored = ok)), released)),
+    Effect.suspend(() => release(stored))
+  )
+}

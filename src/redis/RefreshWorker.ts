@@ -12,6 +12,11 @@
  * - A worker killed mid-refresh loses no task: its lock expires within `lockDuration` and
  *   another worker's stalled-job check (every `stalledInterval`; a task is put back on the
  *   second check that finds it unlocked) hands it to a live worker.
+ * - Each attempt runs in a `cacheback.refresh` span: a root span with a link to the span of
+ *   the request that enqueued the task in another process, when the task carries its W3C
+ *   `traceparent`.
+ * - Each worker reads how many tasks wait in its queues every `waitingInterval`, for the
+ *   gauge `cacheback_bullmq_waiting{queue}`.
  * - Logs: start and stop at INFO (WARN when refreshes had to be cut short), lost and
  *   regained connections at WARN / INFO, failed and rejected tasks at WARN, each refresh at
  *   DEBUG (under load there are thousands a second).
@@ -19,7 +24,7 @@
  * @since 0.1.0
  */
 import { hostname } from "node:os"
-import { type Job as BullJob, UnrecoverableError, Worker } from "bullmq"
+import { type ConnectionOptions, type Job as BullJob, Queue, UnrecoverableError, Worker } from "bullmq"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -33,12 +38,13 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { describe } from "../internal/describe.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import * as Refresh from "../internal/refresh.js"
 import * as Job from "../Job.js"
-import { BullRefreshQueue } from "./BullRefreshQueue.js"
+import { BullRefreshQueue, close } from "./BullRefreshQueue.js"
 import { connect } from "./internal/bullConnection.js"
 import { neverThrow } from "./internal/connection.js"
 import * as TaskData from "./internal/task.js"
@@ -68,6 +74,11 @@ export interface Options<Jobs extends ReadonlyArray<Job.Job.Any>> {
    * Default 10 seconds.
    */
   readonly closeTimeout?: Duration.DurationInput
+  /**
+   * How often this worker reads how many tasks wait in each of its queues, for the gauge
+   * `cacheback_bullmq_waiting{queue}`: one Redis call per queue each time. Default 5 seconds.
+   */
+  readonly waitingInterval?: Duration.DurationInput
   /** Shown in logs and in BullMQ. Default `<host>:<pid>`. */
   readonly name?: string
 }
@@ -140,6 +151,18 @@ export const tasks: Metric.Metric.Counter<number> = Metric.counter("cacheback_wo
   incremental: true
 })
 
+/**
+ * Tasks waiting in a BullMQ queue (waiting and prioritized), tagged `queue`, as a worker
+ * consuming it last read them (every `waitingInterval`). Every worker of a queue reports
+ * the same count: aggregate them with `max`, not `sum`.
+ *
+ * @since 0.2.0
+ * @category observability
+ */
+export const waiting: Metric.Metric.Gauge<number> = Metric.gauge("cacheback_bullmq_waiting", {
+  description: "tasks waiting in a BullMQ queue, as a worker consuming it last read them"
+})
+
 const outcomes = {
   refreshed: Metric.tagged(tasks, "outcome", "refreshed"),
   retried: Metric.tagged(tasks, "outcome", "retried"),
@@ -198,10 +221,34 @@ const consume = <R>(settings: Settings): Effect.Effect<void, never, BullRefreshQ
         Effect.ignore
       )
     }
+    for (const queue of queues) yield* readWaiting(queue, client, bull.prefix, settings.waitingInterval)
     yield* Effect.logInfo(
       `cacheback: refresh worker "${settings.name}" runs ${Array.from(settings.jobs.keys()).join(", ")} ` +
         `from ${queues.map((queue) => `"${queue}"`).join(", ")}`
     )
+  })
+
+/**
+ * Reads how many tasks wait in `name` every `interval`, into its `cacheback_bullmq_waiting`
+ * gauge, until the scope closes: one call per interval, whatever the load, so that
+ * observing the queue never adds to it. A failed read (Redis unreachable) keeps the last
+ * count; the connection's own watch reports the outage.
+ */
+const readWaiting = (
+  name: string,
+  client: ConnectionOptions,
+  prefix: string | undefined,
+  interval: number
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const queue = neverThrow(new Queue(name, { connection: client, ...(prefix !== undefined ? { prefix } : {}) }))
+    yield* Effect.addFinalizer(() => close(() => queue.close(), () => queue.disconnect()))
+    const gauge = Metric.tagged(waiting, "queue", name)
+    const read = Effect.tryPromise(() => queue.getJobCounts("waiting", "prioritized")).pipe(
+      Effect.flatMap((counts) => Metric.set(gauge, (counts.waiting ?? 0) + (counts.prioritized ?? 0))),
+      Effect.ignore
+    )
+    yield* Effect.forkScoped(Effect.interruptible(Effect.repeat(read, Schedule.spaced(interval))))
   })
 
 /**
@@ -280,7 +327,7 @@ const handle = <R>(task: BullJob, worker: TaskData.Worker, queue: string): Effec
       Effect.fail({ _tag: "Rejected", reason: error.message } as const)
     )
   }
-  const { input, job, key } = decoded.right
+  const { input, job, key, requestSpan } = decoded.right
   const attempt = task.attemptsMade + 1
   const attempts = task.opts.attempts ?? 1
   return Effect.gen(function*() {
@@ -307,7 +354,12 @@ const handle = <R>(task: BullJob, worker: TaskData.Worker, queue: string): Effec
         "cacheback.queue": queue,
         "cacheback.attempt": attempt,
         "bullmq.job_id": task.id
-      }
+      },
+      // As in-process: a trace of its own, linked to the request that asked for it, which
+      // ran in another process and has long ended.
+      root: true,
+      links: requestSpan === undefined ? [] : [{ _tag: "SpanLink", span: requestSpan, attributes: {} }],
+      captureStackTrace: false
     })
   )
 }
@@ -320,6 +372,7 @@ interface Settings {
   readonly stalledInterval: number
   readonly maxStalledCount: number
   readonly closeTimeout: number
+  readonly waitingInterval: number
 }
 
 const validate = (where: string, options: Options<ReadonlyArray<Job.Job.Any>>): Settings => {
@@ -345,6 +398,7 @@ const validate = (where: string, options: Options<ReadonlyArray<Job.Job.Any>>): 
     lockDuration: positiveMillis(`${where} lockDuration`, options.lockDuration ?? "30 seconds"),
     stalledInterval: positiveMillis(`${where} stalledInterval`, options.stalledInterval ?? "30 seconds"),
     maxStalledCount: integer(where, "maxStalledCount", options.maxStalledCount ?? 1, 0),
-    closeTimeout: positiveMillis(`${where} closeTimeout`, options.closeTimeout ?? "10 seconds")
+    closeTimeout: positiveMillis(`${where} closeTimeout`, options.closeTimeout ?? "10 seconds"),
+    waitingInterval: positiveMillis(`${where} waitingInterval`, options.waitingInterval ?? "5 seconds")
   }
 }

@@ -1,5 +1,9 @@
+import * as Headers from "@effect/platform/Headers"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as Tracer from "effect/Tracer"
 import { notJson, perSchema } from "../../internal/codec.js"
 import { formatParseError as format } from "../../internal/describe.js"
 import type * as Job from "../../Job.js"
@@ -8,19 +12,27 @@ import { TaskDecodeError, TaskKeyError, TaskStoreError, UnknownJobError } from "
 
 /**
  * What a BullMQ task carries: the job's name, the cache key, the input encoded by the job's
- * input schema (absent for a job without input) and the identity of the producer's store
- * (absent for a store that has none, an in-process one). Nothing else leaves the process.
+ * input schema (absent for a job without input), the identity of the producer's store
+ * (absent for a store that has none, an in-process one) and the W3C `traceparent` of the
+ * request that enqueued it (absent when it was not traced). Nothing else leaves the process.
  */
 export interface TaskData {
   readonly job: string
   readonly key: string
   readonly input?: unknown
   readonly store?: string
+  readonly traceparent?: string
 }
 
 /** The data of a task, or why it cannot leave the process. */
 export const encode = (task: Task): Either.Either<TaskData, string> => {
-  const envelope = { job: task.job, key: task.key, ...(task.store !== undefined ? { store: task.store } : {}) }
+  const parent = task.span === undefined ? undefined : traceparent(task.span)
+  const envelope = {
+    job: task.job,
+    key: task.key,
+    ...(task.store !== undefined ? { store: task.store } : {}),
+    ...(parent !== undefined ? { traceparent: parent } : {})
+  }
   const schema = task.inputSchema
   if (schema === undefined) {
     if (task.input === undefined) return Either.right(envelope)
@@ -40,11 +52,27 @@ export const encode = (task: Task): Either.Either<TaskData, string> => {
   )
 }
 
-/** A task as a worker understands it: the job it belongs to and its decoded input. */
+const w3cTraceId = /^[0-9a-f]{32}$/
+const w3cSpanId = /^[0-9a-f]{16}$/
+
+/**
+ * The W3C trace context of a span (version 00), when its ids have W3C's form: Effect's own
+ * tracer and OpenTelemetry make such ids; a span from another system may not.
+ */
+const traceparent = (span: Tracer.AnySpan): string | undefined =>
+  w3cTraceId.test(span.traceId) && w3cSpanId.test(span.spanId)
+    ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+    : undefined
+
+/**
+ * A task as a worker understands it: the job it belongs to, its decoded input, and the span
+ * of the request that enqueued it, in another process (for the refresh's span to link to).
+ */
 export interface Decoded {
   readonly job: Job.Job.Any
   readonly key: string
   readonly input: unknown
+  readonly requestSpan: Tracer.ExternalSpan | undefined
 }
 
 /** What a worker runs: its jobs by name, and the identity of the store each job writes to. */
@@ -59,7 +87,8 @@ export interface Worker {
  *
  * The envelope ignores fields it does not know, so that a newer producer's tasks still run
  * on an older worker; the input does not: an input field the worker's schema lacks would be
- * dropped, and the value of another input stored under the task's key.
+ * dropped, and the value of another input stored under the task's key. A `traceparent`
+ * that does not parse is ignored too: tracing never costs a refresh.
  */
 export const decode = (
   data: unknown,
@@ -76,6 +105,9 @@ export const decode = (
     )
   }
   const { job: name, key, store } = record
+  const requestSpan = typeof record.traceparent === "string"
+    ? Option.getOrUndefined(HttpTraceContext.w3c(Headers.fromInput({ traceparent: record.traceparent })))
+    : undefined
   if (store !== undefined && typeof store !== "string") {
     return Either.left(new TaskDecodeError({ job: name, key, reason: `its store is not a string but ${typeof store}` }))
   }
@@ -86,22 +118,27 @@ export const decode = (
   const schema = job.inputSchema
   if (schema === undefined) {
     return record.input === undefined
-      ? checkKey(job, key, undefined)
+      ? checkKey(job, key, undefined, requestSpan)
       : Either.left(new TaskDecodeError({ job: name, key, reason: "it has an input, and this worker's job has no input schema" }))
   }
   return Either.match(decoder(schema)(record.input), {
     onLeft: (error) => Either.left(new TaskDecodeError({ job: name, key, reason: `the input schema rejects its input: ${format(error)}` })),
-    onRight: (input) => checkKey(job, key, input)
+    onRight: (input) => checkKey(job, key, input, requestSpan)
   })
 }
 
 /** The key is the worker's own `job.key(input)`: a task never writes under a key its input does not have. */
-const checkKey = (job: Job.Job.Any, key: string, input: unknown): Either.Either<Decoded, TaskDecodeError | TaskKeyError> =>
+const checkKey = (
+  job: Job.Job.Any,
+  key: string,
+  input: unknown,
+  requestSpan: Tracer.ExternalSpan | undefined
+): Either.Either<Decoded, TaskDecodeError | TaskKeyError> =>
   Either.match(job.key(input), {
     onLeft: (error) =>
       Either.left(new TaskDecodeError({ job: job.name, key, reason: `this worker's job cannot key its input: ${error.message}` })),
     onRight: (expected) =>
-      expected === key ? Either.right({ job, key, input }) : Either.left(new TaskKeyError({ job: job.name, key, expected }))
+      expected === key ? Either.right({ job, key, input, requestSpan }) : Either.left(new TaskKeyError({ job: job.name, key, expected }))
   })
 
 const encoder = perSchema((schema) => Schema.encodeUnknownEither(schema))
