@@ -210,6 +210,7 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
     // makes its entries stale. In one process a counter is as good as a random token.
     const tags = new Map<string, string>()
     let tokens = 0
+    let invalidations = 0
     const give = (name: string) => {
       if (!tags.delete(name) && tags.size >= capacity) tags.delete(tags.keys().next().value!)
       const token = String(++tokens)
@@ -219,8 +220,12 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
     return CacheStore.of({
       tags: {
         tokens: (names, create) => Effect.sync(() => names.map((name) => tags.get(name) ?? (create ? give(name) : undefined))),
-        generation: Effect.sync(() => String(tokens)),
-        invalidate: (names) => Effect.sync(() => names.forEach(give))
+        generation: Effect.sync(() => String(invalidations)),
+        invalidate: (names) =>
+          Effect.sync(() => {
+            names.forEach(give)
+            invalidations++
+          })
       },
       unsafeGet: read,
       get: (key) => withNow((now) => read(key, now)),

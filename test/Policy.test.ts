@@ -180,3 +180,150 @@ describe("Policy.decide, properties", () => {
     }
   )
 })
+
+const maxStaleRule = (ms: number): Policy.StaleIfError<unknown> => ({ _tag: "MaxStale", maxStale: Duration.millis(ms) })
+const withPolicies = fc.record({
+  fetchOnMiss: fc.func(fc.boolean()),
+  fetchOnStale: staleRule,
+  refreshTimeout: span.map((ms) => () => Duration.millis(ms)),
+  staleIfError: fc.option(span.map(maxStaleRule), { nil: undefined }),
+  earlyRefresh: fc.option(fc.double({ min: 0.01, max: 10, noNaN: true }).map((beta) => ({ beta })), { nil: undefined })
+})
+const anyGraceEntry: fc.Arbitrary<Option.Option<Entry.Entry<number>>> = fc.oneof(
+  anyEntry,
+  fc.tuple(fc.integer(), time, time, time, fc.integer({ min: 0, max: 60_000 })).map(([v, f, e, g, d]) =>
+    Option.some({ ...Entry.value(v, f, e), graceUntil: g, delta: d })
+  )
+)
+
+describe("stale-if-error (SPEC §10), properties", () => {
+  it.prop(
+    "a failed fetch of a stale value serves it exactly when it is younger than maxStale, with a grace of one refresh timeout",
+    { fetchedAt: time, age: span, maxStale: span, timeout: span, error: fc.anything() },
+    ({ age, error, fetchedAt, maxStale, timeout }) => {
+      const rulesOf = rules({
+        fetchOnStale: syncOnStale(0),
+        refreshTimeout: () => Duration.millis(timeout),
+        staleIfError: maxStaleRule(maxStale)
+      })
+      const found = Entry.value(1, fetchedAt, fetchedAt)
+      const now = fetchedAt + age
+      const recovered = Policy.recover(found, error, now, rulesOf, "x")
+      if (age < maxStale) {
+        expect(recovered).toEqual({ _tag: "ServeStale", value: 1, entry: { ...found, expiresAt: now + timeout, graceUntil: now + timeout } })
+      } else {
+        expect(recovered).toBeUndefined()
+      }
+    }
+  )
+
+  it.prop(
+    "within its grace a stale value is served without fetching, the one exception to syncAfter; after it, or past maxStale, it is fetched",
+    { fetchedAt: time, age: span, maxStale: span, grace: span, syncAfter: span },
+    ({ age, fetchedAt, grace, maxStale, syncAfter }) => {
+      const rulesOf = rules({ fetchOnStale: syncOnStale(syncAfter), staleIfError: maxStaleRule(maxStale) })
+      const now = fetchedAt + age
+      const graced = Option.some({ ...Entry.value(1, fetchedAt, now - 1), graceUntil: now - 1 + grace })
+      const decision = Policy.decide(graced, now, rulesOf, "x")
+      if (grace >= 1 && age < maxStale) expect(decision).toEqual({ _tag: "ServeGrace", value: 1 })
+      else expect(decision._tag).not.toBe("ServeGrace")
+      // Without stale-if-error a grace means nothing: the ceiling holds.
+      const plain = Policy.decide(graced, now, rules({ fetchOnStale: syncOnStale(syncAfter) }), "x")
+      if (age > syncAfter) expect(plain._tag).toBe("Fetch")
+    }
+  )
+
+  it("the predicate form is told the ages, the input and the error", () => {
+    const seen: Array<unknown> = []
+    const rulesOf = rules({
+      staleIfError: { _tag: "When", predicate: (ages, input, error) => (seen.push([ages, input, error]), error === "down") }
+    })
+    const found = Entry.value(1, 0, 100)
+    expect(Policy.recover(found, "down", 250, rulesOf, "in")?._tag).toBe("ServeStale")
+    expect(Policy.recover(found, "bad input", 250, rulesOf, "in")).toBeUndefined()
+    expect(seen[0]).toEqual([{ age: 250, staleFor: 150 }, "in", "down"])
+  })
+})
+
+describe("early refresh (XFetch, SPEC §10), properties", () => {
+  const early = (beta: number) => rules({ earlyRefresh: { beta } })
+
+  it.prop(
+    "with any draw, a read at less than half the lifetime never refreshes early",
+    { fetchedAt: time, lifetime: fc.integer({ min: 1, max: 3_600_000 }), at: fc.double({ min: 0, max: 0.4999, noNaN: true }), delta: span, beta: fc.double({ min: 0.01, max: 100, noNaN: true }), draw: fc.double({ min: Number.MIN_VALUE, max: 1, noNaN: true }) },
+    ({ at, beta, delta, draw, fetchedAt, lifetime }) => {
+      const entry = Option.some({ ...Entry.value(1, fetchedAt, fetchedAt + lifetime), delta })
+      const decision = Policy.decide(entry, fetchedAt + Math.floor(at * lifetime), early(beta), "x", draw)
+      expect(decision).toEqual({ _tag: "Hit", value: 1 })
+    }
+  )
+
+  it.prop(
+    "past half the lifetime it refreshes early exactly when now - delta × beta × ln(draw) ≥ expiresAt; a draw of 1 only at expiry",
+    { fetchedAt: time, lifetime: fc.integer({ min: 2, max: 3_600_000 }), at: fc.double({ min: 0.5, max: 1, noNaN: true }), delta: span, beta: fc.double({ min: 0.01, max: 100, noNaN: true }), draw: fc.double({ min: Number.MIN_VALUE, max: 1, noNaN: true }) },
+    ({ at, beta, delta, draw, fetchedAt, lifetime }) => {
+      const now = fetchedAt + Math.ceil(at * lifetime)
+      fc.pre(now <= fetchedAt + lifetime)
+      const entry = Option.some({ ...Entry.value(1, fetchedAt, fetchedAt + lifetime), delta })
+      const xfetch = now - delta * beta * Math.log(draw) >= fetchedAt + lifetime
+      expect(Policy.decide(entry, now, early(beta), "x", draw)).toEqual(
+        xfetch ? { _tag: "Hit", value: 1, refreshEarly: true } : { _tag: "Hit", value: 1 }
+      )
+      const atOne = Policy.decide(entry, now, early(beta), "x", 1)
+      expect(atOne._tag === "Hit" && atOne.refreshEarly === true).toBe(now === fetchedAt + lifetime)
+      // Without a draw (existing calls) there is no early refresh.
+      expect(Policy.decide(entry, now, early(beta), "x")).toEqual({ _tag: "Hit", value: 1 })
+    }
+  )
+
+  it.prop(
+    "a hot key (1,000 reads a second, lifetime 10 s, 50 ms fetches, beta 1): stale reads ≤ 0.1%, refreshes per lifetime ≤ 1.2",
+    { seed: fc.integer() },
+    ({ seed }) => {
+      // The engine's behaviour, simulated on the pure decision: an early refresh or a stale
+      // write-back asks for one refresh, which lands 50 ms later; reads every millisecond.
+      let state = seed >>> 0
+      const random = () => {
+        state = (state * 1664525 + 1013904223) >>> 0
+        return (state + 1) / 4294967296
+      }
+      const lifetime = 10_000
+      const delta = 50
+      const rulesOf = rules({ refreshTimeout: () => Duration.seconds(60), earlyRefresh: { beta: 1 } })
+      let entry: Entry.Value<number> = { ...Entry.value(0, 0, lifetime), delta }
+      let landsAt: number | undefined
+      let stale = 0
+      let refreshes = 0
+      const duration = 20 * lifetime
+      for (let now = 0; now < duration; now++) {
+        if (landsAt !== undefined && now >= landsAt) {
+          entry = { ...Entry.value(now, now, now + lifetime), delta }
+          landsAt = undefined
+        }
+        const decision = Policy.decide(Option.some(entry), now, rulesOf, "hot", random())
+        if (decision._tag === "ServeStale") stale++
+        const asks = (decision._tag === "Hit" && decision.refreshEarly === true) || decision._tag === "ServeStale"
+        if (asks && landsAt === undefined) {
+          refreshes++
+          landsAt = now + delta
+        }
+        if (decision._tag === "ServeStale") entry = decision.entry
+      }
+      expect(stale / duration).toBeLessThanOrEqual(0.001)
+      expect(refreshes / (duration / lifetime)).toBeLessThanOrEqual(1.2)
+    },
+    { fastCheck: { numRuns: 20 } }
+  )
+})
+
+describe("the decision stays total with every rule (SPEC §10)", () => {
+  it.prop(
+    "one of the five, for every entry, time, rule set, input and draw",
+    { entry: anyGraceEntry, now: fc.double(), rules: withPolicies, input: fc.anything(), draw: fc.option(fc.double({ min: 0, max: 1 }), { nil: undefined }) },
+    ({ draw, entry, input, now, rules }) => {
+      const decision = Policy.decide(entry, now, rules, input, draw)
+      expect(["Hit", "Fetch", "ServeEmpty", "ServeStale", "ServeGrace"]).toContain(decision._tag)
+      expect(["hit", "stale", "miss"]).toContain(Policy.status(decision))
+    }
+  )
+})
