@@ -23,6 +23,8 @@ import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as CacheStore from "../CacheStore.js"
+import type { StoreError } from "../Errors.js"
 import * as Job from "../Job.js"
 import { type FilterError, MultipleFound, NotFound } from "./Errors.js"
 import * as Filters from "./internal/filter.js"
@@ -170,7 +172,10 @@ export const get = <M extends Model>(
         return rows.length === 0 ? Effect.fail(new NotFound(found)) : Effect.fail(new MultipleFound(found))
       })
   })
-  return Job.withSchema(job, { input: Filters.schema<Filter<M>>(source), value: rowSchema(model) })
+  return job.pipe(
+    Job.withSchema({ input: Filters.schema<Filter<M>>(source), value: rowSchema(model) }),
+    Job.withTags(() => [tableTag(source.table)])
+  )
 }
 
 /**
@@ -206,8 +211,31 @@ export const filter = <M extends Model>(
     })`,
     fetch: (filter: Filter<M>) => query(source, filter, { orderBy, limit }, (rows) => decodeRows(rows))
   })
-  return Job.withSchema(job, { input: Filters.schema<Filter<M>>(source), value: Schema.Array(rowSchema(model)) })
+  return job.pipe(
+    Job.withSchema({ input: Filters.schema<Filter<M>>(source), value: Schema.Array(rowSchema(model)) }),
+    Job.withTags(() => [tableTag(source.table)])
+  )
 }
+
+/**
+ * The tag every entry of a query job on `table` carries (SPEC §10): `table:<table>`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const tableTag = (table: string): string => `table:${table}`
+
+/**
+ * Marks every entry of every query job on `table` stale, in the default store: call it after
+ * a write to the table. The entries are served per their jobs' policies (stale values while
+ * they refresh, or fetched synchronously past `syncAfter`) and refreshed; O(1) whatever their
+ * number. For a job of another store, `Job.invalidateTags(job, [QueryJob.tableTag(table)])`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const invalidateTable = (table: string): Effect.Effect<void, StoreError, CacheStore.CacheStore> =>
+  CacheStore.invalidateTags([tableTag(table)])
 
 /** Checks the filter, runs the SELECT, and hands the rows on. */
 const query = <A, E>(
