@@ -498,6 +498,25 @@ describe("the operations (SPEC §2)", () => {
       expect(yield* Job.getMany(job, [])).toEqual([])
     }).pipe(Effect.provide(testLayer)))
 
+  it.effect("getMany applies withProcessResult once to every value, hits, misses and stale ones alike, as get does", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "manyProcessed", fetch: f.fetch }).pipe(
+        Job.withProcessResult((value, { status, syncFetch }) => `${value}/${status}/${syncFetch}`)
+      )
+      yield* Job.get(job, "hit")
+      yield* Job.get(job, "old")
+      yield* TestClock.adjust("5 minutes")
+      yield* Job.get(job, "hit") // not stale yet: both were fetched at 0
+      yield* TestClock.adjust("6 minutes") // both stale now
+      yield* Job.refresh(job, "hit") // fresh again
+      const values = yield* Job.getMany(job, ["hit", "old", "new"])
+      expect(values).toEqual(["hit#3/hit/undefined", "old#2/stale/false", "new#4/miss/true"])
+      // The same answers as get, for the same states.
+      expect(yield* Job.get(job, "hit")).toBe("hit#3/hit/undefined")
+      expect(yield* TestRefreshQueue.pending).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer)))
+
   it.effect("getMany fails with KeyError before reading anything when one input cannot be keyed", () =>
     Effect.gen(function*() {
       const f = counting()

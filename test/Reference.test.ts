@@ -5,7 +5,7 @@
  * and the number of fetches must agree after every step.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FastCheck as fc, Layer, Option, TestClock } from "effect"
+import { Effect, Either, FastCheck as fc, Layer, Option, TestClock } from "effect"
 import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 
 interface Config {
@@ -14,6 +14,10 @@ interface Config {
   readonly refreshTimeout: number
   readonly syncAfter: number | undefined
   readonly cacheTtl: number
+  /** `withStaleIfError(maxStale)` (SPEC §10) */
+  readonly staleIfError: number | undefined
+  /** `withTags(() => ["t"])` (SPEC §10) */
+  readonly tagged: boolean
 }
 
 type Op =
@@ -24,6 +28,8 @@ type Op =
   | { readonly op: "advance"; readonly by: number | "lifetime" | "refreshTimeout" | "syncAfter" | "cacheTtl" }
   | { readonly op: "drain" }
   | { readonly op: "outage"; readonly down: boolean }
+  | { readonly op: "getMany" }
+  | { readonly op: "invalidateTag" }
 
 const EMPTY = "(empty)"
 const FAILED = { value: "(failed)", status: "failed" }
@@ -38,6 +44,9 @@ class Reference {
   readonly entries = new Map<string, { entry: Entry.Entry<string>; deadline: number }>()
   queue: Array<string> = []
   down = false
+  /** The token of tag "t", as the memory store numbers them (one counter for all tags). */
+  token: string | undefined = undefined
+  tokens = 0
   constructor(readonly config: Config) {}
 
   /** Counts the attempt; while the upstream is down it fails and nothing is stored. */
@@ -58,8 +67,17 @@ class Reference {
   }
   fetchAndStore(key: string) {
     const value = this.fetch(key)
-    this.store(key, Entry.value(value, this.now, this.now + this.config.lifetime))
+    const entry = Entry.value(value, this.now, this.now + this.config.lifetime)
+    if (this.config.tagged) {
+      this.token ??= String(++this.tokens)
+      this.store(key, { ...entry, tags: { t: this.token } })
+    } else {
+      this.store(key, entry)
+    }
     return value
+  }
+  invalidateTag() {
+    this.token = String(++this.tokens)
   }
   enqueue(key: string) {
     if (!this.queue.includes(key)) this.queue.push(key)
@@ -74,8 +92,8 @@ class Reference {
     }
   }
   read_(key: string): { value: string; status: string } {
-    const { refreshTimeout, syncAfter, syncOnMiss } = this.config
-    const entry = this.read(key)
+    const { refreshTimeout, staleIfError, syncAfter, syncOnMiss } = this.config
+    let entry = this.read(key)
     if (entry === undefined || entry._tag === "Pending") {
       if (syncOnMiss) return { value: this.fetchAndStore(key), status: "miss" }
       if (entry !== undefined && this.now <= entry.expiresAt) return { value: EMPTY, status: "miss" }
@@ -83,11 +101,29 @@ class Reference {
       this.enqueue(key)
       return { value: EMPTY, status: "miss" }
     }
-    if (syncAfter !== undefined && this.now - entry.fetchedAt > syncAfter) {
-      return { value: this.fetchAndStore(key), status: "stale" }
+    // A tag invalidated since the fetch: expired now, its tags forgotten.
+    if (entry.tags !== undefined && entry.tags.t !== this.token) {
+      const { tags: _, ...rest } = entry
+      entry = { ...rest, expiresAt: Math.min(entry.expiresAt, this.now - 1) }
+    }
+    const age = this.now - entry.fetchedAt
+    // Stale-if-error's grace after a failed fetch: served, syncAfter or not.
+    if (entry.graceUntil !== undefined && this.now <= entry.graceUntil && staleIfError !== undefined && age < staleIfError) {
+      return { value: entry.value, status: "stale" }
+    }
+    if (syncAfter !== undefined && age > syncAfter) {
+      try {
+        return { value: this.fetchAndStore(key), status: "stale" }
+      } catch (error) {
+        if (!(error instanceof Down) || staleIfError === undefined || !(age < staleIfError)) throw error
+        const graceUntil = this.now + refreshTimeout
+        this.store(key, { ...entry, expiresAt: graceUntil, graceUntil })
+        this.enqueue(key)
+        return { value: entry.value, status: "stale" }
+      }
     }
     if (this.now <= entry.expiresAt) return { value: entry.value, status: "hit" }
-    this.store(key, Entry.value(entry.value, entry.fetchedAt, this.now + refreshTimeout))
+    this.store(key, { ...entry, expiresAt: this.now + refreshTimeout })
     this.enqueue(key)
     return { value: entry.value, status: "stale" }
   }
@@ -97,8 +133,7 @@ class Reference {
   invalidate(key: string) {
     const entry = this.read(key)
     if (entry === undefined) return
-    const expiresAt = this.now + this.config.refreshTimeout
-    this.store(key, entry._tag === "Value" ? Entry.value(entry.value, entry.fetchedAt, expiresAt) : Entry.pending(expiresAt))
+    this.store(key, { ...entry, expiresAt: this.now + this.config.refreshTimeout })
     this.enqueue(key)
   }
   delete(key: string) {
@@ -126,7 +161,9 @@ const config: fc.Arbitrary<Config> = fc
     lifetime: seconds(1, 100),
     refreshTimeout: seconds(1, 50),
     syncAfter: fc.option(seconds(0, 200), { nil: undefined }),
-    cacheTtl: seconds(1, 1_000)
+    cacheTtl: seconds(1, 1_000),
+    staleIfError: fc.option(seconds(0, 300), { nil: undefined }),
+    tagged: fc.boolean()
   })
 const key = fc.constantFrom("a", "b")
 const op: fc.Arbitrary<Op> = fc.oneof(
@@ -143,10 +180,12 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     )
   },
   { weight: 2, arbitrary: fc.constant({ op: "drain" } as const) },
-  { weight: 1, arbitrary: fc.boolean().map((down) => ({ op: "outage", down }) as const) }
+  { weight: 1, arbitrary: fc.boolean().map((down) => ({ op: "outage", down }) as const) },
+  { weight: 1, arbitrary: fc.constant({ op: "getMany" } as const) },
+  { weight: 1, arbitrary: fc.constant({ op: "invalidateTag" } as const) }
 )
 
-describe("Job against a reference model of SPEC §3", () => {
+describe("Job against a reference model of SPEC §3 and §10", () => {
   it.effect.prop(
     "values, statuses, entries and fetch counts agree after every step",
     { config, ops: fc.array(op, { minLength: 1, maxLength: 30 }) },
@@ -175,6 +214,8 @@ describe("Job against a reference model of SPEC §3", () => {
           Job.withCacheTtl(config.cacheTtl)
         )
         if (config.syncAfter !== undefined) job = job.pipe(Job.withStaleRefresh({ syncAfter: config.syncAfter }))
+        if (config.staleIfError !== undefined) job = job.pipe(Job.withStaleIfError(config.staleIfError))
+        if (config.tagged) job = job.pipe(Job.withTags(() => ["t"]))
 
         for (const [step, action] of ops.entries()) {
           const where = `step ${step}: ${JSON.stringify(action)} at ${model.now} ms`
@@ -210,6 +251,18 @@ describe("Job against a reference model of SPEC §3", () => {
             case "outage":
               down = action.down
               model.down = action.down
+              break
+            case "getMany": {
+              // One read of both keys, decided on one snapshot: each as a get would.
+              const found = yield* Effect.either(Job.getMany(job, ["a", "b"]))
+              const expected = ["a", "b"].map((key) => model.get(key))
+              if (expected.some((read) => read === FAILED)) expect(found._tag, where).toBe("Left")
+              else expect(found, where).toEqual(Either.right(expected.map((read) => read.value)))
+              break
+            }
+            case "invalidateTag":
+              yield* CacheStore.invalidateTags(["t"])
+              model.invalidateTag()
               break
           }
           expect(fetches, where).toBe(model.fetches)

@@ -129,9 +129,16 @@ describe("RefreshQueue.layerMemory", () => {
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(RefreshQueue.layerMemory({ concurrency: 1 }), scope)
       const queue = Context.get(context, RefreshQueue.RefreshQueue)
-      yield* Effect.uninterruptible(queue.enqueue(task("k", Effect.never)))
-      yield* Effect.yieldNow()
+      const started = yield* Deferred.make<void>()
+      const interrupted = yield* Deferred.make<void>()
+      const hang = Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+        Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+      )
+      yield* Effect.uninterruptible(queue.enqueue(task("k", hang)))
+      yield* Deferred.await(started)
       yield* Scope.close(scope, Exit.void)
+      // Closing returned, and the refresh was interrupted rather than left running.
+      expect(yield* Deferred.isDone(interrupted)).toBe(true)
     }))
 
   it.scoped("collapsing into a waiting key keeps the newest task: its input runs", () =>

@@ -181,12 +181,22 @@ export const decideOn = <I, A, E, R, X>(
   now: number,
   answer: Answer<I, X>
 ): Effect.Effect<X, E | FetchTimeout, R> => {
-  const { input, job } = read
   if (entry._tag === "Some" && entry.value._tag === "Value" && entry.value.tags !== undefined) {
     const tagged = entry.value
     return Effect.flatMap(tagsHold(read, tagged), (hold) =>
-      decideOn(read, Option.some(hold ? untagged(tagged) : expired(tagged, now)), now, answer))
+      decideChecked(read, hold ? entry : Option.some(expired(tagged, now)), now, answer))
   }
+  return decideChecked(read, entry, now, answer)
+}
+
+/** `decideOn` once the entry's tags are checked. */
+const decideChecked = <I, A, E, R, X>(
+  read: Read<I, A, E, R>,
+  entry: Option.Option<Entry.Entry<A>>,
+  now: number,
+  answer: Answer<I, X>
+): Effect.Effect<X, E | FetchTimeout, R> => {
+  const { input, job } = read
   if (job.earlyRefresh !== undefined) {
     // `Random.next` is in [0, 1); XFetch takes a draw in (0, 1].
     return Effect.flatMap(Random.next, (draw) => {
@@ -200,20 +210,14 @@ export const decideOn = <I, A, E, R, X>(
   return perform(read, Policy.decide(entry, now, job, input), answer)
 }
 
-/** A tagged entry whose tags were found current, for the decision (which does not read tags). */
-const untagged = <A>(entry: Entry.Value<A>): Entry.Value<A> => {
-  const { tags: _, ...rest } = entry
-  return rest
-}
-
 /**
  * A tagged entry one of whose tags was invalidated since its fetch: expired now, and without
  * its tags, so that its write-back is served for a refresh timeout like any stale value's.
  */
-const expired = <A>(entry: Entry.Value<A>, now: number): Entry.Value<A> => ({
-  ...untagged(entry),
-  expiresAt: Math.min(entry.expiresAt, now - 1)
-})
+const expired = <A>(entry: Entry.Value<A>, now: number): Entry.Value<A> => {
+  const { tags: _, ...rest } = entry
+  return { ...rest, expiresAt: Math.min(entry.expiresAt, now - 1) }
+}
 
 /**
  * Whether every tag of the entry still has the token it recorded. A store that cannot tell
