@@ -1,7 +1,10 @@
 /**
  * A `CacheStore` on Redis (SPEC §5), shared by every process that reads a job: entries
- * are JSON text at `<prefix>:<key>`, values encoded by the job's value schema, forgotten by
- * Redis after the job's cache TTL.
+ * are JSON text at `<prefix>:<key>` behind a small header (`internal/wire.ts`), values
+ * encoded by the job's value schema, forgotten by Redis after the job's cache TTL. With
+ * `nearCache`, recently read entries are also kept in process memory, coherent through
+ * Redis's own client-side caching (SPEC §8). Synchronous fetches of a key share one fetch
+ * across processes through a lock per key (SPEC §9), and write-backs are compare-and-set.
  *
  * Faults degrade: while Redis is unreachable every read fails at once (no offline queue)
  * and `Job.get` counts it as a miss and fetches; when Redis is back the client reconnects
@@ -22,9 +25,14 @@ import type * as Entry from "../Entry.js"
 import { CodecError, StoreError } from "../Errors.js"
 import * as Codec from "../internal/codec.js"
 import type { SchemaOf } from "../internal/codec.js"
+import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
+import * as Claims from "./internal/claims.js"
 import { firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
-import { nonEmpty, positiveMillis } from "../internal/options.js"
+import { Near, type Ticket } from "./internal/near.js"
 import * as Reads from "./internal/reads.js"
+import * as Scripts from "./internal/scripts.js"
+import * as Tracking from "./internal/tracking.js"
+import * as Wire from "./internal/wire.js"
 
 /**
  * Where the store finds Redis: a `url` (the layer creates the client and closes it with its
@@ -56,7 +64,29 @@ export type Options =
     readonly reconnectDelay?: Duration.DurationInput
     /** For a client made from `url`: more ioredis options (TLS, credentials, …). */
     readonly redisOptions?: RedisOptions
+    /**
+     * Keeps recently read entries in process memory in front of Redis (SPEC §8): at most
+     * `capacity` entries and `maxBytes` (default 64 MiB) counted as the length of their
+     * stored text. Costs a second connection (the subscriber of Redis's invalidations). A
+     * near hit is synchronous, like a memory-store hit; any write of a key, by any client,
+     * evicts it in every process.
+     */
+    readonly nearCache?: NearCacheOptions
+    /**
+     * The TTL of the lock that elects one fetcher of a key across processes (SPEC §9),
+     * renewed while it fetches: what a fetcher that dies costs the others. Default 3 seconds.
+     */
+    readonly lockTtl?: Duration.DurationInput
   }
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface NearCacheOptions {
+  readonly capacity: number
+  readonly maxBytes?: number
+}
 
 /**
  * The store as a service value, for a layer of your own tag (`Job.withStore`):
@@ -72,16 +102,33 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
   const settings = validate(options)
   const client = options.client !== undefined ? checkedClient(options.client) : connect(options.url, settings)
   return Effect.flatMap(Effect.zip(client, Effect.clock), ([client, clock]) => {
-    const store = fromClient(client, settings.prefix, settings.commandTimeout, () => clock.unsafeCurrentTimeMillis())
-    return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
-      // Looks for an overdue read round trip four times per timeout.
-      Effect.zipRight(Effect.forkScoped(
-        Effect.repeat(Effect.sync(store.failOverdueReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 4)))
-      )),
-      Effect.as(store.service)
-    )
+    const near = settings.nearCache === undefined ? undefined : new Near(settings.nearCache.capacity, settings.nearCache.maxBytes)
+    const tracking = near === undefined ? Effect.succeed(undefined) : Tracking.start({
+      client,
+      subscriber: neverThrow(client.duplicate({ autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })),
+      near,
+      entryAt: settings.prefix + ":",
+      metaAt: settings.prefix + "|",
+      lockAt: settings.prefix + lockPath,
+      pingInterval: 250,
+      pingGiveUp: 3_000,
+      ownClient: options.client === undefined
+    })
+    return Effect.flatMap(tracking, (tracking) => {
+      const store = fromClient(client, settings, near, tracking, () => clock.unsafeCurrentTimeMillis())
+      return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
+        // Looks for an overdue read round trip four times per timeout.
+        Effect.zipRight(Effect.forkScoped(
+          Effect.repeat(Effect.sync(store.failOverdueReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 4)))
+        )),
+        Effect.as(store.service)
+      )
+    })
   })
 }
+
+/** Where the lock of key `k` lives: `<prefix>|lock:k`, beside the entries, never among them. */
+const lockPath = "|lock:"
 
 /**
  * The Redis store as the default `CacheStore`.
@@ -95,37 +142,96 @@ export const layer = (options: Options): Layer.Layer<CacheStore> => Layer.scoped
 // The store. A hit is one GET and no Effect.gen; many keys are one MGET.
 // -----------------------------------------------------------------------------
 
-const fromClient = (client: Redis, prefix: string, timeout: number, now: () => number) => {
+const fromClient = (
+  client: Redis,
+  settings: Settings,
+  near: Near | undefined,
+  tracking: Tracking.Tracking | undefined,
+  now: () => number
+) => {
+  const { commandTimeout: timeout, prefix } = settings
   const at = prefix + ":"
   const reads = Reads.make(client, { timeout, now })
+  // Whether Redis answered the last read: a claim does not wait for one that does not.
+  let answering = true
   const overdue = (operation: StoreError["operation"], key: string) => ({
     duration: timeout,
     onTimeout: () =>
       new StoreError({ operation, key, cause: new Error(`Redis did not answer within ${timeout} ms`) })
   })
-  const get = <A>(key: string, schema: SchemaOf<A> | undefined) =>
+  const fromRedis = <A>(key: string, schema: SchemaOf<A> | undefined) =>
     // No canceler: a reader that is interrupted leaves its key in the batch, and Effect
     // drops the answer; registering one per read costs a measurable share of concurrent
     // hits (BENCHMARKS.md).
     Effect.async<Option.Option<Entry.Entry<A>>, StoreError>((resume) => {
-      reads.get(at + key, (cause, text) =>
+      const ticket = near?.begin(key)
+      reads.get(at + key, (cause, text) => {
+        answering = cause === undefined
+        if (cause !== undefined) {
+          if (ticket !== undefined) near!.end(ticket, undefined, 0)
+          return resume(Effect.fail(new StoreError({ operation: "get", key, cause })))
+        }
+        if (text === null) {
+          if (ticket !== undefined) near!.end(ticket, undefined, 0)
+          return resume(Effect.succeedNone)
+        }
+        const entry = Wire.parse(Codec.forSchema(schema), text)
+        if (ticket !== undefined) near!.end(ticket, Either.isRight(entry) ? entry.right : undefined, text.length)
         resume(
-          cause !== undefined
-            ? Effect.fail(new StoreError({ operation: "get", key, cause }))
-            : text === null
-            ? Effect.succeedNone
-            : decode(Codec.forSchema(schema), key, text)
-        ))
+          Either.isRight(entry)
+            ? Effect.succeed(Option.some(entry.right))
+            : Effect.as(Codec.reportCorrupt("redis", key, entry.left), Option.none())
+        )
+      })
     })
-  const getMany = <A>(keys: ReadonlyArray<string>, schema: SchemaOf<A> | undefined) =>
-    keys.length === 0 ? Effect.succeed([]) : Effect.async<ReadonlyArray<Option.Option<Entry.Entry<A>>>, StoreError>(
+  const get = near === undefined ? fromRedis : <A>(key: string, schema: SchemaOf<A> | undefined) => {
+    const known = near.get<A>(key)
+    return known !== undefined ? Effect.succeed(known) : fromRedis(key, schema)
+  }
+  const mget = <A>(keys: ReadonlyArray<string>, schema: SchemaOf<A> | undefined) =>
+    Effect.async<ReadonlyArray<Option.Option<Entry.Entry<A>>>, StoreError>(
       (resume) => {
+        const tickets = near === undefined ? undefined : keys.map((key) => near.begin(key))
         client.mget(keys.map((key) => at + key)).then(
-          (texts) => resume(decodeMany(Codec.forSchema(schema), keys, texts)),
-          (cause) => resume(Effect.fail(new StoreError({ operation: "getMany", key: describeKeys(keys), cause })))
+          (texts) => {
+            answering = true
+            resume(decodeMany(Codec.forSchema(schema), keys, texts, near, tickets))
+          },
+          (cause) => {
+            answering = false
+            if (tickets !== undefined) for (const ticket of tickets) near!.end(ticket, undefined, 0)
+            resume(Effect.fail(new StoreError({ operation: "getMany", key: describeKeys(keys), cause })))
+          }
         )
       }
     ).pipe(Effect.timeoutFail(overdue("getMany", describeKeys(keys))))
+  const getMany = <A>(keys: ReadonlyArray<string>, schema: SchemaOf<A> | undefined) => {
+    if (keys.length === 0) return Effect.succeed([])
+    if (near === undefined) return mget(keys, schema)
+    // Near hits are answered here; one MGET reads the rest.
+    const entries: Array<Option.Option<Entry.Entry<A>>> = new Array(keys.length)
+    const missing: Array<number> = []
+    for (let i = 0; i < keys.length; i++) {
+      const known = near.get<A>(keys[i]!)
+      if (known === undefined) missing.push(i)
+      else entries[i] = known
+    }
+    if (missing.length === 0) return Effect.succeed(entries)
+    return Effect.map(mget(missing.map((i) => keys[i]!), schema), (read) => {
+      for (let j = 0; j < missing.length; j++) entries[missing[j]!] = read[j]!
+      return entries
+    })
+  }
+  /** The text of an entry, or why it cannot be written. */
+  const encode = <A>(key: string, entry: Entry.Entry<A>, schema: SchemaOf<A> | undefined) => {
+    const encoded = Codec.forSchema(schema).encode(entry)
+    return Either.isLeft(encoded)
+      ? Either.left(new CodecError({ key, direction: "encode", reason: encoded.left }))
+      : Either.right(Wire.text(entry, encoded.right))
+  }
+  // A write of this process evicts its near entry before it is sent: a read sent earlier and
+  // answered later is not cached, and Redis's invalidation of the write evicts what a read
+  // cached meanwhile.
   const set = <A>(
     key: string,
     entry: Entry.Entry<A>,
@@ -133,23 +239,62 @@ const fromClient = (client: Redis, prefix: string, timeout: number, now: () => n
     schema: SchemaOf<A> | undefined
   ) =>
     Effect.suspend((): Effect.Effect<void, StoreError | CodecError> => {
-      const encoded = Codec.forSchema(schema).encode(entry)
-      if (Either.isLeft(encoded)) return Effect.fail(new CodecError({ key, direction: "encode", reason: encoded.left }))
-      const text = JSON.stringify(encoded.right)
+      const text = encode(key, entry, schema)
+      if (Either.isLeft(text)) return Effect.fail(text.left)
       const millis = Duration.toMillis(ttl)
+      near?.invalidate(key)
       return command("set", key, () =>
         Number.isFinite(millis)
-          ? client.set(at + key, text, "PX", Math.max(1, Math.ceil(millis)))
-          : client.set(at + key, text)).pipe(Effect.timeoutFail(overdue("set", key)))
+          ? client.set(at + key, text.right, "PX", Math.max(1, Math.ceil(millis)))
+          : client.set(at + key, text.right)).pipe(Effect.timeoutFail(overdue("set", key)))
     })
+  const compareAndSet = <A>(
+    key: string,
+    entry: Entry.Entry<A>,
+    ttl: Duration.Duration,
+    schema: SchemaOf<A> | undefined
+  ) =>
+    Effect.suspend((): Effect.Effect<boolean, StoreError | CodecError> => {
+      const text = encode(key, entry, schema)
+      if (Either.isLeft(text)) return Effect.fail(text.left)
+      const millis = Duration.toMillis(ttl)
+      near?.invalidate(key)
+      return Effect.async<boolean, StoreError>((resume) => {
+        Scripts.run(client, Scripts.compareAndSet, [
+          at + key,
+          Wire.token(entry),
+          text.right,
+          Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : ""
+        ]).then(
+          (written) => resume(Effect.succeed(written === 1)),
+          (cause) => resume(Effect.fail(new StoreError({ operation: "set", key, cause })))
+        )
+      }).pipe(Effect.timeoutFail(overdue("set", key)))
+    })
+  const claim = Claims.make({
+    client,
+    entryAt: at,
+    lockAt: prefix + lockPath,
+    ttl: settings.lockTtl,
+    timeout,
+    tracking,
+    answering: () => answering && client.status === "ready"
+  })
+  const common = {
+    identity: `redis:${prefix}`,
+    get,
+    getMany,
+    set,
+    compareAndSet,
+    claim,
+    delete: (key: string) => {
+      near?.invalidate(key)
+      return command("delete", key, () => client.del(at + key)).pipe(Effect.timeoutFail(overdue("delete", key)))
+    }
+  }
   return {
-    service: CacheStore.of({
-      identity: `redis:${prefix}`,
-      get,
-      getMany,
-      set,
-      delete: (key) => command("delete", key, () => client.del(at + key)).pipe(Effect.timeoutFail(overdue("delete", key)))
-    }),
+    // A near hit is answered without an effect; a key it does not hold goes through `get`.
+    service: CacheStore.of(near === undefined ? common : { ...common, unsafeGet: (key) => near.get(key) }),
     failOverdueReads: reads.failOverdue
   }
 }
@@ -162,32 +307,29 @@ const command = (operation: "set" | "delete", key: string, run: () => Promise<un
     )
   })
 
-const decode = <A>(codec: Codec.EntryCodec<A>, key: string, text: string) => {
-  const entry = Codec.parse(codec, text)
-  return Either.isRight(entry)
-    ? Effect.succeed(Option.some(entry.right))
-    : Effect.as(Codec.reportCorrupt("redis", key, entry.left), Option.none())
-}
-
 const decodeMany = <A>(
   codec: Codec.EntryCodec<A>,
   keys: ReadonlyArray<string>,
-  texts: ReadonlyArray<string | null>
+  texts: ReadonlyArray<string | null>,
+  near: Near | undefined,
+  tickets: ReadonlyArray<Ticket> | undefined
 ): Effect.Effect<ReadonlyArray<Option.Option<Entry.Entry<A>>>> => {
   const entries: Array<Option.Option<Entry.Entry<A>>> = []
   let corrupt: Array<Effect.Effect<void>> | undefined
   for (let i = 0; i < keys.length; i++) {
     const text = texts[i]
     if (text === null || text === undefined) {
+      if (tickets !== undefined) near!.end(tickets[i]!, undefined, 0)
       entries.push(Option.none())
       continue
     }
-    const entry = Codec.parse(codec, text)
+    const entry = Wire.parse(codec, text)
+    if (tickets !== undefined) near!.end(tickets[i]!, Either.isRight(entry) ? entry.right : undefined, text.length)
     if (Either.isRight(entry)) {
       entries.push(Option.some(entry.right))
     } else {
       entries.push(Option.none())
-      ;(corrupt ??= []).push(Codec.reportCorrupt("redis", keys[i], entry.left))
+      ;(corrupt ??= []).push(Codec.reportCorrupt("redis", keys[i]!, entry.left))
     }
   }
   return corrupt === undefined ? Effect.succeed(entries) : Effect.as(Effect.all(corrupt, { discard: true }), entries)
@@ -205,6 +347,8 @@ interface Settings {
   readonly commandTimeout: number
   readonly reconnectDelay: number
   readonly redisOptions: RedisOptions | undefined
+  readonly nearCache: { readonly capacity: number; readonly maxBytes: number } | undefined
+  readonly lockTtl: number
 }
 
 /**
@@ -264,6 +408,17 @@ const validate = (options: Options): Settings => {
     prefix,
     commandTimeout: positiveMillis(`${where} commandTimeout`, options.commandTimeout ?? "1 second"),
     reconnectDelay: positiveMillis(`${where} reconnectDelay`, options.reconnectDelay ?? "500 millis"),
-    redisOptions: options.redisOptions
+    redisOptions: options.redisOptions,
+    nearCache: nearCacheOf(where, options.nearCache),
+    lockTtl: positiveMillis(`${where} lockTtl`, options.lockTtl ?? "3 seconds")
+  }
+}
+
+const nearCacheOf = (where: string, near: NearCacheOptions | undefined): Settings["nearCache"] => {
+  if (near === undefined) return undefined
+  if (typeof near !== "object" || near === null) throw new TypeError(`${where}: expected nearCache to be { capacity, maxBytes? }`)
+  return {
+    capacity: integer(`${where} nearCache`, "capacity", near.capacity, 1),
+    maxBytes: near.maxBytes === undefined ? 64 * 1024 * 1024 : integer(`${where} nearCache`, "maxBytes", near.maxBytes, 1)
   }
 }
