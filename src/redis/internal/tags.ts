@@ -1,0 +1,73 @@
+/**
+ * Tags on Redis (SPEC §10): each tag is one key holding a random token, replaced at every
+ * invalidation; one more key, the generation, changes with every invalidation. The keys
+ * have no TTL, so that they outlive the entries that recorded them (with a `volatile-*`
+ * `maxmemory-policy` Redis evicts entries, which have one, and never tags); a tag that is
+ * gone anyway only makes its entries stale. All of a prefix's tag keys share one hash tag,
+ * so that the scripts touching several of them stay in one slot of a cluster.
+ */
+import { randomUUID } from "node:crypto"
+import * as Effect from "effect/Effect"
+import type { Redis } from "ioredis"
+import type { Tags } from "../../CacheStore.js"
+import { StoreError } from "../../Errors.js"
+
+/** Reads each tag's token, giving one to a tag without: `KEYS` the tags, `ARGV` fresh tokens. */
+const tokensOrCreate = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local token = redis.call("GET", key)
+  if not token then
+    token = ARGV[i]
+    redis.call("SET", key, token)
+  end
+  out[i] = token
+end
+return out`
+
+/** Gives each tag a new token, then the generation: `KEYS` the tags and last the generation. */
+const invalidateAll = `
+for i, key in ipairs(KEYS) do
+  redis.call("SET", key, ARGV[i])
+end
+return #KEYS`
+
+export const make = (client: Redis, prefix: string, timeout: number): Tags => {
+  const slot = `{${prefix}:tags}`
+  const keyOf = (name: string) => `${prefix}:${slot}:${name}`
+  const generationKey = `${prefix}:${slot}`
+  const run = <A>(operation: StoreError["operation"], what: string, command: () => Promise<A>) =>
+    Effect.async<A, StoreError>((resume) => {
+      command().then(
+        (value) => resume(Effect.succeed(value)),
+        (cause) => resume(Effect.fail(new StoreError({ operation, key: what, cause })))
+      )
+    }).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new StoreError({ operation, key: what, cause: new Error(`Redis did not answer within ${timeout} ms`) })
+      })
+    )
+  return {
+    tokens: (names, create) =>
+      names.length === 0
+        ? Effect.succeed([])
+        : create
+        ? run("get", names.join(", "), () =>
+          client.eval(tokensOrCreate, names.length, ...names.map(keyOf), ...names.map(() => randomUUID())) as Promise<
+            Array<string>
+          >)
+        : Effect.map(run("get", names.join(", "), () => client.mget(...names.map(keyOf))), (tokens) => tokens.map((token) => token ?? undefined)),
+    generation: Effect.map(run("get", generationKey, () => client.get(generationKey)), (token) => token ?? ""),
+    invalidate: (names) =>
+      Effect.asVoid(run("invalidateTags", names.join(", "), () =>
+        client.eval(
+          invalidateAll,
+          names.length + 1,
+          ...names.map(keyOf),
+          generationKey,
+          ...names.map(() => randomUUID()),
+          randomUUID()
+        )))
+  }
+}
