@@ -1,0 +1,94 @@
+/**
+ * One fetch across processes (SPEC §9, issue 11 point 2), with four reader processes on the
+ * real Redis: a lock per key elects one fetcher, the others wait for its value. The
+ * processes share nothing but Redis. The SIGKILL test runs last: it ends one of them.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { redisUrl, requireService } from "../support/services.js"
+import { cleanUp, eventually, rawClient, unique } from "./fixtures/redis.js"
+import { endStoreHost, type Result, spawnStoreHost, type StoreHost } from "./fixtures/store-hosts.js"
+
+const up = await requireService("redis")
+
+describe.skipIf(!up)("one fetch across processes", () => {
+  const raw = rawClient()
+  const prefixes: Array<string> = []
+  let hosts: ReadonlyArray<StoreHost> = []
+
+  beforeAll(async () => {
+    hosts = await Promise.all(["reader-1", "reader-2", "reader-3", "reader-4"].map((who) => spawnStoreHost(who)))
+  }, 60_000)
+  afterAll(async () => {
+    await Promise.all(hosts.map(endStoreHost))
+    await cleanUp(raw, prefixes, [])
+    raw.disconnect()
+  }, 30_000)
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      for (const host of hosts) console.log(`--- output of ${host.who} ---\n${host.output.join("")}`)
+    })
+  })
+
+  const openAll = async (label: string, options: { url?: string; lockTtl?: number } = {}, among = hosts) => {
+    const prefix = unique(label)
+    prefixes.push(prefix)
+    await Promise.all(among.map((host) => host.open({ url: options.url ?? redisUrl, prefix, ...(options.lockTtl ? { lockTtl: options.lockTtl } : {}) })))
+    return prefix
+  }
+  const fetchesOf = (input: string, among = hosts) => among.flatMap((host) => host.fetches.filter((fetch) => fetch.input === input))
+
+  it("4 processes × 250 concurrent reads of a cold key: exactly one fetch, every read its value", async () => {
+    await openAll("cold")
+    const input = `cold-${unique("k")}@300`
+    const results = (await Promise.all(hosts.map((host) => host.get("shared", input, 250)))).flat()
+    expect(results).toHaveLength(1_000)
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    expect(fetchesOf(input)).toHaveLength(1)
+    const by = fetchesOf(input)[0]!.by
+    expect(new Set(results.map((result) => result.value!.by))).toEqual(new Set([by]))
+  }, 30_000)
+
+  it("a failing fetch: every read gets the error (its holder's, or its own fetch's), and none waits for the lock's TTL", async () => {
+    // A TTL far longer than the test's deadline: a waiter that waited it out would show.
+    await openAll("failing", { lockTtl: 20_000 })
+    const input = `fails-${unique("k")}@200`
+    const asked = performance.now()
+    const results = (await Promise.all(hosts.map((host) => host.get("failing", input, 50)))).flat()
+    const answered = Math.max(...results.map((result) => result.at - performance.timeOrigin))
+    expect(results.every((result) => !result.ok && result.error === "Unavailable")).toBe(true)
+    // The holder's fetch fails and marks the lock: the others fetch themselves (at most one
+    // fetch per process), within a few fetches' time.
+    expect(fetchesOf(input).length).toBeGreaterThanOrEqual(1)
+    expect(fetchesOf(input).length).toBeLessThanOrEqual(4)
+    expect(answered - asked).toBeLessThan(5_000)
+  }, 30_000)
+
+  it("Redis unreachable: each process single-flights alone, and no read fails", async () => {
+    // A port nothing listens on.
+    await openAll("unreachable", { url: "redis://127.0.0.1:1" }, hosts.slice(0, 2))
+    const input = `down-${unique("k")}@200`
+    const results = (await Promise.all(hosts.slice(0, 2).map((host) => host.get("shared", input, 100)))).flat()
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    for (const host of hosts.slice(0, 2)) {
+      expect(host.fetches.filter((fetch) => fetch.input === input)).toHaveLength(1)
+    }
+  }, 30_000)
+
+  it("the lock holder SIGKILLed mid-fetch: the others answer within the lock TTL plus one fetch, with exactly one more fetch", async () => {
+    await openAll("killed")
+    const input = `killed-${unique("k")}@2000`
+    const asked = hosts.map((host) => host.get("shared", input, 50))
+    const holder = await eventually("a process fetches", 5_000, () => hosts.find((host) => host.fetches.some((fetch) => fetch.input === input)))
+    const others = hosts.filter((host) => host !== holder)
+    holder.child.kill("SIGKILL")
+    const killedAt = performance.now()
+    const results: Array<Result> = (await Promise.all(asked.filter((_, i) => hosts[i] !== holder))).flat()
+    const answered = Math.max(...results.map((result) => result.at - performance.timeOrigin))
+    expect(results).toHaveLength(150)
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    expect(fetchesOf(input, others)).toHaveLength(1)
+    // The lock's TTL (3 s) + one fetch (2 s), and 1.5 s for two polls and a loaded machine.
+    expect(answered - killedAt).toBeLessThan(3_000 + 2_000 + 1_500)
+    expect(new Set(results.map((result) => result.value!.by))).toEqual(new Set([fetchesOf(input, others)[0]!.by]))
+  }, 30_000)
+})
