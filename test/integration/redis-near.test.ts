@@ -1,0 +1,160 @@
+/**
+ * The near cache (SPEC §8, issue 11 point 1): entries kept in process memory in front of
+ * Redis, coherent through Redis's client-side caching. Process A is this test process,
+ * writing through a store without a near cache; process B is a reader process with one.
+ * Redis is a private `redis-server` of the suite, so that it may kill connections, flush,
+ * and count the commands B sends.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { Effect, Layer } from "effect"
+import { type CacheStore, Job, RefreshQueue } from "effect-cacheback"
+import { RedisCacheStore } from "effect-cacheback/redis"
+import { requireService } from "../support/services.js"
+import { type PrivateRedis, startPrivateRedis } from "./fixtures/private-redis.js"
+import { eventually, unique } from "./fixtures/redis.js"
+import { version } from "./fixtures/store-jobs.js"
+import { endStoreHost, spawnStoreHost, type StoreHost } from "./fixtures/store-hosts.js"
+
+const up = await requireService("redis")
+
+describe.skipIf(!up)("near cache", () => {
+  let redis: PrivateRedis
+  let reader: StoreHost
+
+  beforeAll(async () => {
+    ;[redis, reader] = await Promise.all([startPrivateRedis(), spawnStoreHost("reader")])
+  }, 60_000)
+  afterAll(async () => {
+    await endStoreHost(reader)
+    await redis.stop()
+  }, 30_000)
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => console.log(`--- output of the reader ---\n${reader.output.join("")}`))
+  })
+
+  /** A store for this process (A) on the suite's Redis. */
+  const writer = (prefix: string, near?: { capacity: number; maxBytes?: number }) =>
+    Layer.merge(
+      RedisCacheStore.layer({ url: redis.url, prefix, ...(near === undefined ? {} : { nearCache: near }) }),
+      RefreshQueue.layerMemory({ concurrency: 1 })
+    )
+  const run = <A, E>(effect: Effect.Effect<A, E, CacheStore.CacheStore | RefreshQueue.RefreshQueue>, layer: Layer.Layer<CacheStore.CacheStore | RefreshQueue.RefreshQueue>) =>
+    Effect.runPromise(Effect.provide(effect, layer))
+
+  /**
+   * A writes versions 1..count of `input` one after another while B reads it in a loop, and
+   * `during(v)` runs after write `v`. Answers when each write resolved in A.
+   */
+  const writeVersions = (
+    prefix: string,
+    input: string,
+    count: number,
+    during: (n: number) => Promise<void> = async () => {}
+  ) =>
+    run(Effect.gen(function*() {
+      const written: Array<number> = []
+      for (let n = 1; n <= count; n++) {
+        yield* Job.set(version, input, { n })
+        written[n] = performance.timeOrigin + performance.now()
+        yield* Effect.promise(() => during(n))
+      }
+      return written
+    }), writer(prefix))
+
+  /** For each write: how long after it resolved B first read it or a newer version. */
+  const lags = (written: ReadonlyArray<number>, seen: ReadonlyArray<{ version: number; at: number }>) => {
+    const out: Array<number> = []
+    let i = 0
+    for (let n = 1; n < written.length; n++) {
+      while (i < seen.length && seen[i]!.version < n) i++
+      out.push(i < seen.length ? seen[i]!.at - written[n]! : Number.POSITIVE_INFINITY)
+    }
+    return out
+  }
+
+  it("over 10,000 interleaved writes and reads, B sees every write within 1 s and never an older version after a newer one", async () => {
+    const prefix = unique("near-order")
+    await reader.open({ url: redis.url, prefix, near: { capacity: 1_000 } })
+    const input = "order"
+    reader.seen.length = 0
+    await reader.watch(input)
+    const getsBefore = await redis.calls("get")
+    const written = await writeVersions(prefix, input, 10_000)
+    await eventually("B reads the last version", 1_000, () => reader.seen.at(-1)?.version === 10_000 ? true : undefined)
+    const { reads, regressions } = await reader.unwatch()
+    expect(regressions).toBe(0)
+    expect(Math.max(...lags(written, reader.seen))).toBeLessThanOrEqual(1_000)
+    // B's reads were mostly near hits: far fewer GETs reached Redis than B read.
+    expect(reads).toBeGreaterThan(10_000)
+    expect((await redis.calls("get")) + (await redis.calls("mget")) - getsBefore).toBeLessThan(reads / 2)
+  }, 60_000)
+
+  it("the subscriber killed mid-run (CLIENT KILL): no read staler than the bound, near hits again once tracking is back", async () => {
+    const prefix = unique("near-kill")
+    await reader.open({ url: redis.url, prefix, near: { capacity: 1_000 } })
+    const input = "kill"
+    reader.seen.length = 0
+    await reader.watch(input)
+    let killed = 0
+    const written = await writeVersions(prefix, input, 1_500, async (n) => {
+      // The only pub/sub connection on this Redis is B's subscriber.
+      if (n === 500) killed = Number(await redis.admin.call("CLIENT", "KILL", "TYPE", "pubsub"))
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    })
+    await eventually("B reads the last version", 1_000, () => reader.seen.at(-1)?.version === 1_500 ? true : undefined)
+    const { regressions } = await reader.unwatch()
+    expect(killed).toBe(1)
+    expect(regressions).toBe(0)
+    expect(Math.max(...lags(written, reader.seen))).toBeLessThanOrEqual(1_000)
+    // Tracking is back (a new subscriber): 1,000 reads of the key cost (almost) no GET.
+    await eventually("B's reads are near hits again", 5_000, async () => {
+      const before = await redis.calls("get")
+      const values = await reader.reads(input, 1_000)
+      const gets = (await redis.calls("get")) - before
+      expect(values.every((n) => n === 1_500)).toBe(true)
+      return gets <= 2 ? true : undefined
+    }, 200)
+    expect(Number(await redis.admin.call("CLIENT", "KILL", "TYPE", "pubsub"))).toBe(1)
+  }, 60_000)
+
+  it("a flush empties it: the next read is a miss, not the flushed value", async () => {
+    const prefix = unique("near-flush")
+    await reader.open({ url: redis.url, prefix, near: { capacity: 1_000 } })
+    await run(Job.set(version, "flushed", { n: 7 }), writer(prefix))
+    await eventually("B holds version 7", 1_000, async () => (await reader.reads("flushed", 1))[0] === 7 ? true : undefined)
+    await redis.admin.flushall()
+    // The job's fetch answers version 0: B fetched, rather than serving 7 from memory.
+    await eventually("B reads what Redis has after the flush", 1_000, async () => (await reader.reads("flushed", 1))[0] === 0 ? true : undefined)
+  }, 30_000)
+
+  it("a process's own write replaces what its near cache held before the write resolves; entry caps hold", async () => {
+    const prefix = unique("near-own")
+    const layer = writer(prefix, { capacity: 10 })
+    await run(Effect.gen(function*() {
+      yield* Effect.sleep("200 millis") // tracking confirmed
+      yield* Job.set(version, "own", { n: 1 })
+      yield* Effect.sleep("20 millis")
+      expect(yield* Job.get(version, "own")).toEqual({ n: 1 })
+      expect(yield* Job.get(version, "own")).toEqual({ n: 1 })
+      for (let n = 2; n <= 50; n++) {
+        yield* Job.set(version, "own", { n })
+        expect(yield* Job.get(version, "own")).toEqual({ n })
+      }
+      // 20 keys through a near cache of 10: a second pass reads at least 10 from Redis.
+      const keys = Array.from({ length: 20 }, (_, i) => `cap${i}`)
+      yield* Effect.forEach(keys, (key) => Job.set(version, key, { n: 1 }), { discard: true })
+      yield* Effect.sleep("50 millis")
+      yield* Effect.forEach(keys, (key) => Job.get(version, key), { discard: true })
+      const before = yield* Effect.promise(() => redis.calls("get"))
+      yield* Effect.forEach(keys, (key) => Job.get(version, key), { discard: true })
+      const gets = (yield* Effect.promise(() => redis.calls("get"))) - before
+      expect(gets).toBeGreaterThanOrEqual(10)
+      // Ten keys fit: read twice, the second pass is all near hits.
+      const few = keys.slice(0, 10)
+      yield* Effect.forEach(few, (key) => Job.get(version, key), { discard: true })
+      const again = yield* Effect.promise(() => redis.calls("get"))
+      yield* Effect.forEach(few, (key) => Job.get(version, key), { discard: true })
+      expect((yield* Effect.promise(() => redis.calls("get"))) - again).toBe(0)
+    }).pipe(Effect.scoped), layer)
+  }, 30_000)
+})
