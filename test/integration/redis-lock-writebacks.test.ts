@@ -1,0 +1,143 @@
+/**
+ * Compare-and-set write-backs (SPEC §9, issue 11 point 3). A stale read answers at once and
+ * writes the stale value back (expiring a refresh timeout later) in the background; a
+ * refresh may store a newer value before that write-back lands. These tests force that
+ * order: the reader's store holds each write-back at a gate until the test opens it, after
+ * the refresh of another client (a worker's) stored its value. The newer value must stay.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Layer, Option, Queue } from "effect"
+import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
+import { RedisCacheStore } from "effect-cacheback/redis"
+import { redisUrl, requireService } from "../support/services.js"
+import { cleanUp, keyOf, rawClient, redisKey, storeStale, unique } from "./fixtures/redis.js"
+
+const up = await requireService("redis")
+
+/**
+ * `inner` with its write-backs held until `open`, their outcomes on `landed`. `plain`: the
+ * store offers no compare-and-set, so the engine writes back with `set` (the race of 0.1).
+ */
+const gated = (inner: CacheStore.Service, plain = false) =>
+  Effect.gen(function*() {
+    const landed = yield* Queue.unbounded<boolean>()
+    let gate = yield* Deferred.make<void>()
+    const held = <X, E>(write: Effect.Effect<X, E>) =>
+      Effect.suspend(() => Deferred.await(gate)).pipe(Effect.zipRight(write), Effect.tap((x) => Queue.offer(landed, x !== false)))
+    const { compareAndSet: _, ...withoutCas } = inner
+    const service: CacheStore.Service = plain
+      ? { ...withoutCas, set: (key, entry, ttl, schema) => held(inner.set(key, entry, ttl, schema)) }
+      : { ...inner, compareAndSet: (key, entry, ttl, schema) => held(inner.compareAndSet!(key, entry, ttl, schema)) }
+    return {
+      service,
+      /** Whether the next write-back wrote. */
+      landed: Queue.take(landed),
+      open: Effect.suspend(() => Deferred.succeed(gate, undefined)),
+      close: Effect.suspend(() => Deferred.make<void>().pipe(Effect.map((next) => void (gate = next))))
+    }
+  })
+
+let fetches = 0
+const job = Job.make({ name: "writeBacks", fetch: (input: string) => Effect.sync(() => `${input}: fresh #${++fetches}`) }).pipe(
+  Job.withLifetime("1 minute"),
+  Job.withCacheTtl("1 hour")
+)
+const lazy = Job.make({ name: "writeBacksLazy", fetch: (input: string) => Effect.sync(() => `${input}: fresh #${++fetches}`) }).pipe(
+  Job.withSyncOnMiss(false)
+)
+
+const storedValue = (store: CacheStore.Service, key: string) =>
+  Effect.map(store.get<string>(key, undefined), (entry) =>
+    Option.flatMap(entry, (found) => (found._tag === "Value" ? Option.some(found.value) : Option.none())))
+
+/** The forced interleavings, on a reader's store and a worker's that share the entries. */
+const interleavings = (reader: CacheStore.Service, worker: CacheStore.Service) =>
+  Effect.gen(function*() {
+    const gate = yield* gated(reader)
+    const asReader = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.provide(effect, Layer.merge(Layer.succeed(CacheStore.CacheStore, gate.service), TestRefreshQueue.layer))
+    const asWorker = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, CacheStore.CacheStore, worker)
+    for (let round = 0; round < 20; round++) {
+      const input = `k${round}`
+      const key = keyOf(job, input)
+
+      // The refresh lands first, then the write-back of the stale read: refused.
+      yield* gate.close
+      yield* asWorker(storeStale(job, input, "old"))
+      expect(yield* asReader(Job.lookup(job, input))).toEqual({ value: "old", status: "stale", syncFetch: false })
+      const refreshed = yield* asWorker(Job.refresh(job, input))
+      yield* gate.open
+      expect(yield* gate.landed).toBe(false)
+      expect(yield* storedValue(worker, key)).toEqual(Option.some(refreshed))
+
+      // The write-back lands first (it writes, the stale value a refresh timeout longer), then the refresh.
+      yield* asWorker(storeStale(job, input, "old"))
+      yield* asReader(Job.lookup(job, input))
+      expect(yield* gate.landed).toBe(true)
+      const after = yield* worker.get<string>(key, undefined)
+      expect(Option.map(after, (entry) => entry._tag === "Value" && entry.value === "old" && entry.expiresAt > Date.now())).toEqual(Option.some(true))
+      const again = yield* asWorker(Job.refresh(job, input))
+      expect(yield* storedValue(worker, key)).toEqual(Option.some(again))
+
+      // A pending marker held until a refresh stored a value: refused, the value stays.
+      yield* gate.close
+      const missing = `missing${round}`
+      expect(yield* asReader(Job.lookup(lazy, missing))).toEqual({ value: undefined, status: "miss", syncFetch: false })
+      const value = yield* asWorker(Job.refresh(lazy, missing))
+      yield* gate.open
+      expect(yield* gate.landed).toBe(false)
+      expect(yield* storedValue(worker, keyOf(lazy, missing))).toEqual(Option.some(value))
+    }
+  })
+
+describe.skipIf(!up)("compare-and-set write-backs", () => {
+  const raw = rawClient()
+  const prefixes: Array<string> = []
+  afterAll(async () => {
+    await cleanUp(raw, prefixes, [])
+    raw.disconnect()
+  })
+  const redisStore = (prefix: string) => RedisCacheStore.make({ url: redisUrl, prefix })
+
+  it.live("on Redis: a write-back or a marker that lands after a worker's refresh never replaces its value (20 rounds of each order)", () =>
+    Effect.gen(function*() {
+      const prefix = unique("cas")
+      prefixes.push(prefix)
+      // Two clients, as a web process and a worker would have.
+      yield* interleavings(yield* redisStore(prefix), yield* redisStore(prefix))
+    }).pipe(Effect.scoped))
+
+  it.live("the same order without compare-and-set loses the refreshed value (the race the script closes)", () =>
+    Effect.gen(function*() {
+      const prefix = unique("cas-plain")
+      prefixes.push(prefix)
+      const worker = yield* redisStore(prefix)
+      const gate = yield* gated(yield* redisStore(prefix), true)
+      yield* Effect.provideService(storeStale(job, "p", "old"), CacheStore.CacheStore, worker)
+      yield* Effect.provide(Job.lookup(job, "p"), Layer.merge(Layer.succeed(CacheStore.CacheStore, gate.service), TestRefreshQueue.layer))
+      yield* Effect.provideService(Job.refresh(job, "p"), CacheStore.CacheStore, worker)
+      yield* gate.open
+      yield* gate.landed
+      expect(yield* storedValue(worker, keyOf(job, "p"))).toEqual(Option.some("old"))
+    }).pipe(Effect.scoped))
+
+  it.live("an entry without the header (0.1's format) still reads, and a write-back leaves it alone", () =>
+    Effect.gen(function*() {
+      const prefix = unique("cas-legacy")
+      prefixes.push(prefix)
+      const store = yield* redisStore(prefix)
+      const legacy = JSON.stringify(Entry.value("old", Date.now() - 7_200_000, Date.now() - 3_600_000))
+      yield* Effect.promise(() => raw.set(redisKey(prefix, job, "legacy"), legacy, "PX", 3_600_000))
+      const read = Effect.provide(Job.lookup(job, "legacy"), Layer.merge(Layer.succeed(CacheStore.CacheStore, store), TestRefreshQueue.layer))
+      expect(yield* read).toEqual({ value: "old", status: "stale", syncFetch: false })
+      const written = yield* store.compareAndSet!(keyOf(job, "legacy"), Entry.value("old", 1, 2), Duration.hours(1), undefined)
+      expect(written).toBe(false)
+      expect(yield* Effect.promise(() => raw.get(redisKey(prefix, job, "legacy")))).toBe(legacy)
+    }).pipe(Effect.scoped))
+
+  it.live("in one process too: the memory store's write-backs are compare-and-set", () =>
+    Effect.gen(function*() {
+      const store = yield* CacheStore.makeMemory({ capacity: 1_000 })
+      yield* interleavings(store, store)
+    }))
+})
