@@ -2,65 +2,17 @@
  * examples/server.ts as users run it: a child process on a free port, read over real HTTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
-import { randomUUID } from "node:crypto"
-import { rmSync } from "node:fs"
-import * as net from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { type ExampleServer, startExampleServer } from "./fixtures/exampleServer.js"
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const file = join(tmpdir(), `effect-cacheback-server-${randomUUID()}.db`)
-let server: ChildProcess
-let output = ""
+let server: ExampleServer
 let base = ""
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const probe = net.createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
-
-/** Resolves once the server answers any request; fails with its output if it exits first. */
-const answering = async (url: string) => {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (server.exitCode !== null) throw new Error(`examples/server.ts exited (${server.exitCode}):\n${output}`)
-    try {
-      await fetch(url)
-      return
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
-  throw new Error(`examples/server.ts did not answer at ${url}:\n${output}`)
-}
-
 beforeAll(async () => {
-  const port = await freePort()
-  base = `http://127.0.0.1:${port}`
-  server = spawn(process.execPath, ["--import", "tsx", "examples/server.ts"], {
-    cwd: root,
-    env: { ...process.env, PORT: String(port), SQLITE_FILE: file },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  server.stdout!.on("data", (chunk) => (output += chunk))
-  server.stderr!.on("data", (chunk) => (output += chunk))
-  await answering(`${base}/`)
+  server = await startExampleServer()
+  base = server.base
 })
 
-afterAll(async () => {
-  if (server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once("exit", resolve))
-    server.kill("SIGTERM")
-    await exited
-  }
-  rmSync(file, { force: true })
-})
+afterAll(() => server?.stop())
 
 describe("examples/server.ts", () => {
   it("GET /users/:username: a miss, then a hit", async () => {
