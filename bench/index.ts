@@ -8,6 +8,7 @@ import { machine, rows } from "./harness.js"
 import { faults } from "./faults.js"
 import { keys } from "./keys.js"
 import { memory } from "./memory.js"
+import { near } from "./near.js"
 import { queue } from "./queue.js"
 import { redis } from "./redis.js"
 
@@ -52,7 +53,7 @@ const report = () => {
   ].join("\n")
 }
 
-Effect.runPromise(Effect.all([memory, queue, keys, redis, faults], { discard: true })).then(() => {
+Effect.runPromise(Effect.all([memory, queue, keys, redis, near, faults], { discard: true })).then(() => {
   writeFileSync("BENCHMARKS.md", report())
   console.log("wrote BENCHMARKS.md")
 })

@@ -175,7 +175,7 @@ const fromClient = (
           if (ticket !== undefined) near!.end(ticket, undefined, 0)
           return resume(Effect.succeedNone)
         }
-        const entry = Wire.parse(Codec.forSchema(schema), text)
+        const entry = Wire.parse(schema, text)
         if (ticket !== undefined) near!.end(ticket, Either.isRight(entry) ? entry.right : undefined, text.length)
         resume(
           Either.isRight(entry)
@@ -195,7 +195,7 @@ const fromClient = (
         client.mget(keys.map((key) => at + key)).then(
           (texts) => {
             answering = true
-            resume(decodeMany(Codec.forSchema(schema), keys, texts, near, tickets))
+            resume(decodeMany(schema, keys, texts, near, tickets))
           },
           (cause) => {
             answering = false
@@ -308,7 +308,7 @@ const command = (operation: "set" | "delete", key: string, run: () => Promise<un
   })
 
 const decodeMany = <A>(
-  codec: Codec.EntryCodec<A>,
+  schema: SchemaOf<A> | undefined,
   keys: ReadonlyArray<string>,
   texts: ReadonlyArray<string | null>,
   near: Near | undefined,
@@ -323,7 +323,7 @@ const decodeMany = <A>(
       entries.push(Option.none())
       continue
     }
-    const entry = Wire.parse(codec, text)
+    const entry = Wire.parse(schema, text)
     if (tickets !== undefined) near!.end(tickets[i]!, Either.isRight(entry) ? entry.right : undefined, text.length)
     if (Either.isRight(entry)) {
       entries.push(Option.some(entry.right))

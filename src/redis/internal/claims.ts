@@ -21,7 +21,6 @@ import * as Fiber from "effect/Fiber"
 import type { Redis } from "ioredis"
 import type { Claim, ClaimOptions } from "../../CacheStore.js"
 import type * as Entry from "../../Entry.js"
-import * as Codec from "../../internal/codec.js"
 import type { SchemaOf } from "../../internal/codec.js"
 import * as Scripts from "./scripts.js"
 import type { Tracking } from "./tracking.js"
@@ -59,13 +58,12 @@ export const make = (settings: ClaimSettings) => {
     )
 
   return <A>(key: string, schema: SchemaOf<A> | undefined, options: ClaimOptions<A>): Effect.Effect<Claim<A>> => {
-    const codec = Codec.forSchema(schema)
     const lock = lockAt + key
     const entryKey = entryAt + key
     const token = randomUUID()
     const accepted = (text: unknown): Entry.Value<A> | undefined => {
       if (typeof text !== "string") return undefined
-      const entry = Wire.parse(codec, text)
+      const entry = Wire.parse(schema, text)
       return Either.isRight(entry) && options.accept(entry.right) ? entry.right : undefined
     }
 
