@@ -29,10 +29,21 @@ describe.skipIf(!up)("one fetch across processes", () => {
     })
   })
 
-  const openAll = async (label: string, options: { url?: string; lockTtl?: number } = {}, among = hosts) => {
+  const openAll = async (
+    label: string,
+    options: { url?: string; lockTtl?: number; near?: { capacity: number } } = {},
+    among = hosts
+  ) => {
     const prefix = unique(label)
     prefixes.push(prefix)
-    await Promise.all(among.map((host) => host.open({ url: options.url ?? redisUrl, prefix, ...(options.lockTtl ? { lockTtl: options.lockTtl } : {}) })))
+    await Promise.all(among.map((host) =>
+      host.open({
+        url: options.url ?? redisUrl,
+        prefix,
+        ...(options.lockTtl ? { lockTtl: options.lockTtl } : {}),
+        ...(options.near ? { near: options.near } : {})
+      })
+    ))
     return prefix
   }
   const fetchesOf = (input: string, among = hosts) => among.flatMap((host) => host.fetches.filter((fetch) => fetch.input === input))
@@ -46,6 +57,25 @@ describe.skipIf(!up)("one fetch across processes", () => {
     expect(fetchesOf(input)).toHaveLength(1)
     const by = fetchesOf(input)[0]!.by
     expect(new Set(results.map((result) => result.value!.by))).toEqual(new Set([by]))
+  }, 30_000)
+
+  it("with near caches on (waiters are also woken by the value's invalidation): still one fetch for 4 × 250 reads", async () => {
+    await openAll("cold-near", { near: { capacity: 100 } })
+    await new Promise((resolve) => setTimeout(resolve, 300)) // tracking confirmed
+    const input = `cold-near-${unique("k")}@300`
+    const results = (await Promise.all(hosts.map((host) => host.get("shared", input, 250)))).flat()
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    expect(fetchesOf(input)).toHaveLength(1)
+    expect(new Set(results.map((result) => result.value!.by)).size).toBe(1)
+  }, 30_000)
+
+  it("Job.withSingleFlight(\"process\"): each process fetches once, with no lock", async () => {
+    const prefix = await openAll("local")
+    const input = `local-${unique("k")}@300`
+    const results = (await Promise.all(hosts.map((host) => host.get("local", input, 50)))).flat()
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    for (const host of hosts) expect(host.fetches.filter((fetch) => fetch.input === input)).toHaveLength(1)
+    expect(await raw.keys(`${prefix}|lock:*`)).toEqual([])
   }, 30_000)
 
   it("a failing fetch: every read gets the error (its holder's, or its own fetch's), and none waits for the lock's TTL", async () => {
