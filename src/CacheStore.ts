@@ -104,6 +104,8 @@ export interface Service {
 export interface Tags {
   /** The current token of each tag, in order; `create` gives a tag without one a new token. */
   readonly tokens: (tags: ReadonlyArray<string>, create: boolean) => Effect.Effect<ReadonlyArray<string | undefined>, StoreError>
+  /** `tokens(tags, false)` at once, for stores that keep tags in the process: a tagged hit then takes no effect step. */
+  readonly unsafeTokens?: (tags: ReadonlyArray<string>) => ReadonlyArray<string | undefined>
   /** Changes at every invalidation: a fetch that saw it change has its tags invalidated. */
   readonly generation: Effect.Effect<string, StoreError>
   /** Gives each tag a new token: every entry that recorded the old one is stale. O(1) per tag. */
@@ -220,6 +222,7 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
     return CacheStore.of({
       tags: {
         tokens: (names, create) => Effect.sync(() => names.map((name) => tags.get(name) ?? (create ? give(name) : undefined))),
+        unsafeTokens: (names) => names.map((name) => tags.get(name)),
         generation: Effect.sync(() => String(invalidations)),
         invalidate: (names) =>
           Effect.sync(() => {

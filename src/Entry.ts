@@ -67,7 +67,42 @@ export const value = <A>(value: A, fetchedAt: number, expiresAt: number, fingerp
  * @since 0.2.0
  * @category constructors
  */
-export const withExpiry = <A>(self: Entry<A>, expiresAt: number): Entry<A> => ({ ...self, expiresAt })
+export const withExpiry = <A>(self: Entry<A>, expiresAt: number): Entry<A> =>
+  self._tag === "Pending" ? pending(expiresAt) : with_(self, { expiresAt })
+
+/**
+ * A value entry with some of its fields changed, `undefined` removing an optional one.
+ *
+ * Built as an object literal, field by field: an entry made by spreading another
+ * (`{ ...entry, expiresAt }`) is an object V8 reads many times slower, and entries are read
+ * on every hit.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const with_ = <A>(
+  self: Value<A>,
+  changes: {
+    readonly expiresAt?: number
+    readonly delta?: number | undefined
+    readonly tags?: Readonly<Record<string, string>> | undefined
+    readonly graceUntil?: number | undefined
+  }
+): Value<A> => {
+  const entry: { -readonly [K in keyof Value<A>]: Value<A>[K] } = value(
+    self.value,
+    self.fetchedAt,
+    changes.expiresAt ?? self.expiresAt,
+    self.fingerprint
+  )
+  const delta = "delta" in changes ? changes.delta : self.delta
+  const tags = "tags" in changes ? changes.tags : self.tags
+  const graceUntil = "graceUntil" in changes ? changes.graceUntil : self.graceUntil
+  if (delta !== undefined) entry.delta = delta
+  if (tags !== undefined) entry.tags = tags
+  if (graceUntil !== undefined) entry.graceUntil = graceUntil
+  return entry
+}
 
 /**
  * @since 0.1.0

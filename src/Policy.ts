@@ -183,7 +183,7 @@ export const decide = <I, A>(
   return {
     _tag: "ServeStale",
     value: found.value,
-    entry: { ...found, expiresAt: now + Duration.toMillis(rules.refreshTimeout(input)) }
+    entry: Entry.with_(found, { expiresAt: now + Duration.toMillis(rules.refreshTimeout(input)) })
   }
 }
 
@@ -227,7 +227,7 @@ export const recover = <I, A>(
     : rule.predicate({ age, staleFor: now - fallback.expiresAt }, input, error)
   if (!allowed) return undefined
   const graceUntil = now + Duration.toMillis(rules.refreshTimeout(input))
-  return { _tag: "ServeStale", value: fallback.value, entry: { ...fallback, expiresAt: graceUntil, graceUntil } }
+  return { _tag: "ServeStale", value: fallback.value, entry: Entry.with_(fallback, { expiresAt: graceUntil, graceUntil }) }
 }
 
 const serveEmpty = <I>(now: number, rules: Rules<I>, input: I): Decision<never> => ({

@@ -25,18 +25,52 @@ export const TypeId: Job.TypeId = Symbol.for("effect-cacheback/Job") as Job.Type
 
 export const isJob = (u: unknown): u is Job.Job.Any => typeof u === "object" && u !== null && TypeId in u
 
-const JobProto = {
-  [TypeId]: { _Out: (_: never) => _, _Async: (_: never) => _ },
+/** The fields of a job, without its prototype's. */
+type Fields = Omit<Job.Job.Any, Job.TypeId | "pipe">
+
+/**
+ * A job's record. A class that declares every field, so that every job has one hidden class
+ * with its fields in the object: assigned to a bare object, twenty-odd fields would put it in
+ * V8's dictionary mode, and every property read of a hit would pay for it (BENCHMARKS.md).
+ */
+class JobRecord implements Fields {
+  readonly name!: Fields["name"]
+  readonly fetch!: Fields["fetch"]
+  readonly key!: Fields["key"]
+  readonly expiry!: Fields["expiry"]
+  readonly cacheTtl!: Fields["cacheTtl"]
+  readonly fetchTimeout!: Fields["fetchTimeout"]
+  readonly fetchOnMiss!: Fields["fetchOnMiss"]
+  readonly fetchOnStale!: Fields["fetchOnStale"]
+  readonly refreshTimeout!: Fields["refreshTimeout"]
+  readonly staleIfError!: Fields["staleIfError"]
+  readonly earlyRefresh!: Fields["earlyRefresh"]
+  readonly tags!: Fields["tags"]
+  readonly empty!: Fields["empty"]
+  readonly processResult!: Fields["processResult"]
+  readonly inputSchema!: Fields["inputSchema"]
+  readonly valueSchema!: Fields["valueSchema"]
+  readonly version!: Fields["version"]
+  readonly fingerprint!: Fields["fingerprint"]
+  readonly store!: Fields["store"]
+  readonly queueOptions!: Fields["queueOptions"]
+  readonly spans!: Fields["spans"]
+  readonly singleFlight!: Fields["singleFlight"]
+  constructor(fields: Fields) {
+    Object.assign(this, fields)
+  }
+  get [TypeId]() {
+    return variance
+  }
   pipe() {
     return pipeArguments(this, arguments)
   }
 }
 
-/** The fields of a job, without its prototype's. */
-type Fields = Omit<Job.Job.Any, Job.TypeId | "pipe">
+const variance = { _Out: (_: never) => _, _Async: (_: never) => _ }
 
 const copy = <J extends Job.Job.Any>(self: Job.Job.Any, patch: Partial<Fields>): J =>
-  Object.assign(Object.create(JobProto), self, patch)
+  new JobRecord({ ...self, ...patch }) as unknown as J
 
 const defaultLifetime = Duration.minutes(10)
 const defaultCacheTtl = Duration.days(30)
@@ -75,7 +109,7 @@ export const make = <I, A, E, R>(options: {
     spans: false,
     singleFlight: "cluster"
   }
-  return Object.assign(Object.create(JobProto), fields)
+  return new JobRecord(fields) as unknown as Job.Job<I, A, E, R>
 }
 
 // The combinators, data first. Each returns a new record.

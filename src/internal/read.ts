@@ -183,10 +183,24 @@ export const decideOn = <I, A, E, R, X>(
 ): Effect.Effect<X, E | FetchTimeout, R> => {
   if (entry._tag === "Some" && entry.value._tag === "Value" && entry.value.tags !== undefined) {
     const tagged = entry.value
+    const known = read.store.tags?.unsafeTokens
+    if (known !== undefined) {
+      return decideChecked(read, holds(tagged.tags!, known) ? entry : Option.some(expired(tagged, now)), now, answer)
+    }
     return Effect.flatMap(tagsHold(read, tagged), (hold) =>
       decideChecked(read, hold ? entry : Option.some(expired(tagged, now)), now, answer))
   }
   return decideChecked(read, entry, now, answer)
+}
+
+/** Whether every recorded tag still has its token. */
+const holds = (
+  recorded: Readonly<Record<string, string>>,
+  tokensOf: (names: ReadonlyArray<string>) => ReadonlyArray<string | undefined>
+): boolean => {
+  const names = Object.keys(recorded)
+  const tokens = tokensOf(names)
+  return names.every((name, i) => tokens[i] === recorded[name])
 }
 
 /** `decideOn` once the entry's tags are checked. */
@@ -214,10 +228,8 @@ const decideChecked = <I, A, E, R, X>(
  * A tagged entry one of whose tags was invalidated since its fetch: expired now, and without
  * its tags, so that its write-back is served for a refresh timeout like any stale value's.
  */
-const expired = <A>(entry: Entry.Value<A>, now: number): Entry.Value<A> => {
-  const { tags: _, ...rest } = entry
-  return { ...rest, expiresAt: Math.min(entry.expiresAt, now - 1) }
-}
+const expired = <A>(entry: Entry.Value<A>, now: number): Entry.Value<A> =>
+  Entry.with_(entry, { expiresAt: Math.min(entry.expiresAt, now - 1), tags: undefined })
 
 /**
  * Whether every tag of the entry still has the token it recorded. A store that cannot tell
@@ -231,7 +243,7 @@ const tagsHold = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.Value<A>)
   if (tags === undefined) return Effect.succeed(false)
   return degrade(
     target.job.name,
-    Effect.map(tags.tokens(names, false), (tokens) => names.every((name, i) => tokens[i] === recorded[name])),
+    Effect.map(tags.tokens(names, false), (tokens) => holds(recorded, () => tokens)),
     false
   )
 }
@@ -580,11 +592,11 @@ const fetchThen = <I, A, E, R, X, E2>(
         Effect.flatMap((value) => {
           const now = clock.unsafeCurrentTimeMillis()
           const base = Entry.value(value, now, now + Duration.toMillis(job.expiry(input)), job.fingerprint)
-          const entry = job.earlyRefresh === undefined ? base : { ...base, delta: now - start }
+          const entry = job.earlyRefresh === undefined ? base : Entry.with_(base, { delta: now - start })
           const names = tags === undefined || job.tags === undefined ? [] : job.tags(input, value)
           return tags === undefined || names.length === 0
             ? then(entry)
-            : Effect.flatMap(tokensOf(target, tags, names, before), (recorded) => then({ ...entry, tags: recorded }))
+            : Effect.flatMap(tokensOf(target, tags, names, before), (recorded) => then(Entry.with_(entry, { tags: recorded })))
         })
       )
     }))
