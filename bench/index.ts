@@ -54,7 +54,7 @@ const report = () => {
   ].join("\n")
 }
 
-Effect.runPromise(Effect.all([memory, queue, keys, redis, near, faults], { discard: true })).then(() => {
+Effect.runPromise(Effect.all([memory, queue, keys, policies, redis, near, faults], { discard: true })).then(() => {
   writeFileSync("BENCHMARKS.md", report())
   console.log("wrote BENCHMARKS.md")
 })
