@@ -92,8 +92,9 @@ export interface NearCacheOptions {
  * The store as a service value, for a layer of your own tag (`Job.withStore`):
  * `Layer.scoped(Sessions, RedisCacheStore.make({ url, prefix: "sessions" }))`.
  *
- * Throws at once for an empty prefix, both or neither of `url` and `client`, or a
- * non-positive duration.
+ * Throws at once for an empty prefix, both or neither of `url` and `client`, a
+ * non-positive duration, or a `nearCache` capacity or `maxBytes` that is not a positive
+ * integer.
  *
  * @since 0.1.0
  * @category constructors
