@@ -97,6 +97,7 @@ export interface Job<I, A, E = never, R = never, Out = A, Z = undefined, Async e
 
 /**
  * @since 0.1.0
+ * @category models
  */
 export declare namespace Job {
   /**
@@ -105,6 +106,7 @@ export declare namespace Job {
    * input and invariant in its schemas and store tag, so no other type admits them all.
    *
    * @since 0.1.0
+   * @category models
    */
   export type Any = Job<any, any, any, any, any, any, any, any>
   /**
@@ -112,6 +114,7 @@ export declare namespace Job {
    * schema `Any` cannot admit: what the combinators and operations take.
    *
    * @since 0.1.0
+   * @category models
    */
   export interface All {
     readonly [TypeId]: { readonly _Out: Types.Covariant<unknown>; readonly _Async: Types.Covariant<boolean> }
@@ -121,6 +124,7 @@ export declare namespace Job {
    * answer a miss with its empty value.
    *
    * @since 0.1.0
+   * @category models
    */
   export type Raw<A, Z, Async extends boolean> = Async extends true ? A | Z : A
   /**
@@ -128,6 +132,7 @@ export declare namespace Job {
    * accept.
    *
    * @since 0.1.0
+   * @category models
    */
   export interface Taking<in I> {
     readonly fetch: (input: I) => Effect.Effect<unknown, unknown, unknown>
@@ -656,12 +661,14 @@ export interface Cached<I, A, E = never, R = never, Out = A, Z = undefined, Asyn
 
 /**
  * @since 0.1.0
+ * @category models
  */
 export declare namespace Cached {
   /**
    * The forms of `Job.cached`: of a job, or of a name, a fetch and options.
    *
    * @since 0.1.0
+   * @category models
    */
   export type Constructor = {
     <I, A, E, R, Out, Z, Async extends boolean, S>(

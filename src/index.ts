@@ -56,4 +56,30 @@ export * as TestRefreshQueue from "./TestRefreshQueue.js"
 /**
  * @since 0.1.0
  */
-export { CodecError, EnqueueError, FetchTimeout, KeyError, StoreError } from "./Errors.js"
+export {
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  CodecError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  EnqueueError,
+  /**
+   * @since 0.2.0
+   * @category errors
+   */
+  FetchTimeout,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  KeyError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  StoreError
+} from "./Errors.js"

@@ -103,14 +103,24 @@ export const layer = (options: Options): Layer.Layer<RefreshQueue | BullRefreshQ
   )
 }
 
-/**
- * The BullMQ attempts and backoff of a job without queue options: 3 attempts, exponential
- * backoff from 1 second, as the in-process queues.
- *
- * @since 0.1.0
- * @category defaults
- */
-export { defaultAttempts, defaultBackoff } from "../RefreshQueue.js"
+export {
+  /**
+   * The BullMQ attempts of a job without queue options: 3, the first included, as the
+   * in-process queues.
+   *
+   * @since 0.1.0
+   * @category defaults
+   */
+  defaultAttempts,
+  /**
+   * The BullMQ backoff of a job without queue options: exponential from 1 second, as the
+   * in-process queues.
+   *
+   * @since 0.1.0
+   * @category defaults
+   */
+  defaultBackoff
+} from "../RefreshQueue.js"
 
 // -----------------------------------------------------------------------------
 

@@ -29,4 +29,25 @@ export * as RefreshWorker from "./RefreshWorker.js"
 /**
  * @since 0.1.0
  */
-export { TaskDecodeError, TaskKeyError, TaskStoreError, UnknownJobError } from "./Errors.js"
+export {
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  TaskDecodeError,
+  /**
+   * @since 0.2.0
+   * @category errors
+   */
+  TaskKeyError,
+  /**
+   * @since 0.2.0
+   * @category errors
+   */
+  TaskStoreError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  UnknownJobError
+} from "./Errors.js"

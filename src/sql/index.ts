@@ -14,4 +14,20 @@ export * as QueryJob from "./QueryJob.js"
 /**
  * @since 0.1.0
  */
-export { FilterError, MultipleFound, NotFound } from "./Errors.js"
+export {
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  FilterError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  MultipleFound,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  NotFound
+} from "./Errors.js"
