@@ -248,6 +248,25 @@ export const isJob: (u: unknown) => u is Job.Any = internal.isJob
  * TTL 30 days, fetch on miss, serve stale values while refreshing, empty value `undefined`.
  * Throws at once when `name` is empty.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Job } from "effect-cacheback"
+ *
+ * // A user's profile: fresh for 5 minutes, never served older than 15, its input
+ * // encodable for tasks that leave the process.
+ * const profile = Job.make({
+ *   name: "profile",
+ *   fetch: (id: number) => Effect.succeed({ id, name: `user ${id}` })
+ * }).pipe(
+ *   Job.withLifetime("5 minutes"),
+ *   Job.withStaleRefresh({ syncAfter: "15 minutes" }),
+ *   Job.withSchema({ input: Schema.Number })
+ * )
+ *
+ * assert.ok(Job.isJob(profile))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -702,6 +721,29 @@ const toFunction = <I, A, E, R, Out, Z, Async extends boolean, S>(
  * how). Faults of the store or the queue never fail it: a failed read is a miss, a failed
  * write is logged, a failed enqueue refreshes synchronously. It fails only with the
  * errors of a synchronous fetch, and with `KeyError` for an input that cannot be keyed.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { CacheStore, Job, RefreshQueue } from "effect-cacheback"
+ *
+ * let fetches = 0
+ * const greeting = Job.make({
+ *   name: "greeting",
+ *   fetch: (name: string) => Effect.sync(() => `hello, ${name} (fetch ${++fetches})`)
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const first = yield* Job.get(greeting, "alan") // a miss: fetched while waiting
+ *   const again = yield* Job.get(greeting, "alan") // a hit: from the cache
+ *   assert.deepStrictEqual([first, again], ["hello, alan (fetch 1)", "hello, alan (fetch 1)"])
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(Layer.merge(
+ *   CacheStore.layerMemory({ capacity: 1_000 }),
+ *   RefreshQueue.layerMemory({ concurrency: 4 })
+ * ))))
+ * ```
  *
  * @since 0.1.0
  * @category operations

@@ -41,6 +41,30 @@ export interface Failure {
  * no backoff (a `TestClock` does not move while a test waits for `drain`), and a task
  * whose last attempt fails is recorded in `failures`.
  *
+ * @example
+ * ```ts
+ * import { Effect, Layer, TestClock, TestContext } from "effect"
+ * import { CacheStore, Job, TestRefreshQueue } from "effect-cacheback"
+ *
+ * const rates = Job.make({ name: "rates", fetch: () => Effect.succeed({ eur: 1.08 }) }).pipe(
+ *   Job.withLifetime("1 minute")
+ * )
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* Job.get(rates) // a miss: fetched
+ *   yield* TestClock.adjust("2 minutes")
+ *   const { status } = yield* Job.lookup(rates) // stale: answered at once, a refresh queued
+ *   assert.strictEqual(status, "stale")
+ *   assert.strictEqual((yield* TestRefreshQueue.pending).length, 1)
+ *   assert.strictEqual(yield* TestRefreshQueue.drain, 1) // the test runs it now
+ * })
+ *
+ * Effect.runPromise(program.pipe(
+ *   Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 100 }), TestRefreshQueue.layer)),
+ *   Effect.provide(TestContext.TestContext)
+ * ))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
