@@ -58,11 +58,12 @@ export interface Service {
    */
   readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>> | undefined
   /**
-   * A write that never replaces a newer entry (SPEC §9), for the write-back of a stale value
-   * and a pending marker, which can land after a refresh stored a newer value: a value is
-   * written only over the stored value with the same `fetchedAt` (a write-back keeps it); a
-   * pending marker only where no value is stored. Answers whether it wrote. Without it the
-   * engine uses `set`.
+   * A write that never replaces a newer entry (SPEC §9): writes that land after the read that
+   * made them answered can land after a newer value was stored. `over` says what `entry` may
+   * replace. `"unchanged"`, for the write-back of a stale value and a pending marker: a value
+   * only the stored value with its `fetchedAt` (a write-back keeps it), a marker only where
+   * no value is stored. `"older"`, for a fetched value: anything but a value fetched later.
+   * Answers whether it wrote. Without it the engine uses `set`.
    *
    * @since 0.2.0
    */
@@ -70,7 +71,8 @@ export interface Service {
     key: string,
     entry: Entry.Entry<A>,
     ttl: Duration.Duration,
-    schema: SchemaOf<A> | undefined
+    schema: SchemaOf<A> | undefined,
+    over: "unchanged" | "older"
   ) => Effect.Effect<boolean, StoreError | CodecError>
   /**
    * One fetch of a key across the processes that share the store (SPEC §9): the engine asks
@@ -241,10 +243,10 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
         }),
       // The race is in-process here: a stale read's write-back runs in the background and can
       // land after a refresh stored a newer value.
-      compareAndSet: (key, entry, ttl) =>
+      compareAndSet: (key, entry, ttl, _, over) =>
         withNow((now) => {
           const stored = read(key, now)
-          if (!replaces(entry, stored)) return false
+          if (!replaces(entry, stored, over)) return false
           if (!slots.delete(key) && slots.size >= capacity) evict()
           slots.set(key, { entry: Option.some(entry), deadline: now + Duration.toMillis(ttl), used: false })
           return true
@@ -254,14 +256,16 @@ export const makeMemory = (options: { readonly capacity: number }): Effect.Effec
   })
 }
 
-/**
- * Whether `entry`, a write-back or a pending marker, may replace what is stored: a value
- * only the stored value with its `fetchedAt`, a marker only an absent entry or a marker.
- */
-const replaces = (entry: Entry.Entry<unknown>, stored: Option.Option<Entry.Entry<unknown>>): boolean =>
-  entry._tag === "Pending"
-    ? stored._tag === "None" || stored.value._tag === "Pending"
-    : stored._tag === "Some" && stored.value._tag === "Value" && stored.value.fetchedAt === entry.fetchedAt
+/** Whether `entry` may replace what is stored (see `Service.compareAndSet`). */
+const replaces = (
+  entry: Entry.Entry<unknown>,
+  stored: Option.Option<Entry.Entry<unknown>>,
+  over: "unchanged" | "older"
+): boolean => {
+  if (stored._tag === "None" || stored.value._tag === "Pending") return entry._tag === "Pending" || over === "older"
+  if (entry._tag === "Pending") return false
+  return over === "older" ? stored.value.fetchedAt <= entry.fetchedAt : stored.value.fetchedAt === entry.fetchedAt
+}
 
 /**
  * The in-process store as a layer: the default backend.

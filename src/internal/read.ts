@@ -630,13 +630,13 @@ const tokensOf = <I, A, E, R>(
 const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Duration.Duration =>
   job.fetchTimeout === undefined ? job.refreshTimeout(input) : job.fetchTimeout(input)
 
-/** A write a read makes: a failure (or a store that dies) is logged and counted; the read goes on. */
+/**
+ * A write a read makes: a failure (or a store that dies) is logged and counted; the read goes
+ * on. A value is compare-and-set where the store can: it lands after its callers were
+ * answered, and never replaces a value fetched later (another process's, or `Job.set`'s).
+ */
 export const write = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.Entry<A>): Effect.Effect<void> =>
-  degrade(
-    target.job.name,
-    target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema),
-    undefined
-  )
+  degrade(target.job.name, Effect.asVoid(storeValue(target, entry)), undefined)
 
 /**
  * A write-back of a stale value or a pending marker: compare-and-set where the store can, so
@@ -647,7 +647,7 @@ export const writeBack = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.E
   const { input, job, key, store } = target
   return store.compareAndSet === undefined
     ? write(target, entry)
-    : degrade(job.name, Effect.asVoid(store.compareAndSet(key, entry, job.cacheTtl(input), job.valueSchema)), undefined)
+    : degrade(job.name, Effect.asVoid(store.compareAndSet(key, entry, job.cacheTtl(input), job.valueSchema, "unchanged")), undefined)
 }
 
 // -----------------------------------------------------------------------------
@@ -731,13 +731,19 @@ const storeThenRelease = <I, A, E, R>(target: Target<I, A, E, R>, fetched: Fetch
   const { entry, release } = fetched
   if (release === undefined) return bounded(target.job.name, Effect.ensuring(write(target, entry), released))
   let stored = false
-  const store = degrade(
-    target.job.name,
-    Effect.as(target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema), true),
-    false
-  )
+  // A value fetched later, found in its place, is one the waiting processes read too.
+  const store = degrade(target.job.name, Effect.as(storeValue(target, entry), true), false)
   return Effect.zipRight(
     bounded(target.job.name, Effect.ensuring(Effect.map(store, (ok) => (stored = ok)), released)),
     Effect.suspend(() => release(stored))
   )
 }
+
+/** Stores `entry`, unless the store can tell that a value fetched later is there. */
+const storeValue = <I, A, E, R>(
+  { input, job, key, store }: Target<I, A, E, R>,
+  entry: Entry.Entry<A>
+): Effect.Effect<unknown, StoreError | CodecError> =>
+  store.compareAndSet === undefined || entry._tag === "Pending"
+    ? store.set(key, entry, job.cacheTtl(input), job.valueSchema)
+    : store.compareAndSet(key, entry, job.cacheTtl(input), job.valueSchema, "older")

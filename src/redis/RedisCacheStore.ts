@@ -253,7 +253,8 @@ const fromClient = (
     key: string,
     entry: Entry.Entry<A>,
     ttl: Duration.Duration,
-    schema: SchemaOf<A> | undefined
+    schema: SchemaOf<A> | undefined,
+    over: "unchanged" | "older"
   ) =>
     Effect.suspend((): Effect.Effect<boolean, StoreError | CodecError> => {
       const text = encode(key, entry, schema)
@@ -265,7 +266,8 @@ const fromClient = (
           at + key,
           Wire.token(entry),
           text.right,
-          Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : ""
+          Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : "",
+          over === "older" ? "older" : ""
         ]).then(
           (written) => resume(Effect.succeed(written === 1)),
           (cause) => resume(Effect.fail(new StoreError({ operation: "set", key, cause })))

@@ -27,7 +27,7 @@ const gated = (inner: CacheStore.Service, plain = false) =>
     const { compareAndSet: _, ...withoutCas } = inner
     const service: CacheStore.Service = plain
       ? { ...withoutCas, set: (key, entry, ttl, schema) => held(inner.set(key, entry, ttl, schema)) }
-      : { ...inner, compareAndSet: (key, entry, ttl, schema) => held(inner.compareAndSet!(key, entry, ttl, schema)) }
+      : { ...inner, compareAndSet: (key, entry, ttl, schema, over) => held(inner.compareAndSet!(key, entry, ttl, schema, over)) }
     return {
       service,
       /** Whether the next write-back wrote. */
@@ -121,6 +121,28 @@ describe.skipIf(!up)("compare-and-set write-backs", () => {
       expect(yield* storedValue(worker, keyOf(job, "p"))).toEqual(Option.some("old"))
     }).pipe(Effect.scoped))
 
+  it.live("a fetched value whose write lands after a newer Job.set is refused too; the newer value stays", () =>
+    Effect.gen(function*() {
+      const prefix = unique("cas-fetched")
+      prefixes.push(prefix)
+      const worker = yield* redisStore(prefix)
+      const gate = yield* gated(yield* redisStore(prefix))
+      const asReader = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.provide(effect, Layer.merge(Layer.succeed(CacheStore.CacheStore, gate.service), TestRefreshQueue.layer))
+      for (let round = 0; round < 10; round++) {
+        const input = `fetched${round}`
+        yield* gate.close
+        // A miss: fetched, answered, and its write held at the gate.
+        const fetched = yield* asReader(Job.get(job, input))
+        yield* Effect.sleep("2 millis") // a later millisecond than the fetch's
+        yield* Effect.provideService(Job.set(job, input, "set later"), CacheStore.CacheStore, worker)
+        yield* gate.open
+        expect(yield* gate.landed).toBe(false)
+        expect(fetched).toMatch(/fresh/)
+        expect(yield* storedValue(worker, keyOf(job, input))).toEqual(Option.some("set later"))
+      }
+    }).pipe(Effect.scoped))
+
   it.live("an entry without the header (0.1's format) still reads, and a write-back leaves it alone", () =>
     Effect.gen(function*() {
       const prefix = unique("cas-legacy")
@@ -130,7 +152,7 @@ describe.skipIf(!up)("compare-and-set write-backs", () => {
       yield* Effect.promise(() => raw.set(redisKey(prefix, job, "legacy"), legacy, "PX", 3_600_000))
       const read = Effect.provide(Job.lookup(job, "legacy"), Layer.merge(Layer.succeed(CacheStore.CacheStore, store), TestRefreshQueue.layer))
       expect(yield* read).toEqual({ value: "old", status: "stale", syncFetch: false })
-      const written = yield* store.compareAndSet!(keyOf(job, "legacy"), Entry.value("old", 1, 2), Duration.hours(1), undefined)
+      const written = yield* store.compareAndSet!(keyOf(job, "legacy"), Entry.value("old", 1, 2), Duration.hours(1), undefined, "unchanged")
       expect(written).toBe(false)
       expect(yield* Effect.promise(() => raw.get(redisKey(prefix, job, "legacy")))).toBe(legacy)
     }).pipe(Effect.scoped))

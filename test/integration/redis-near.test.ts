@@ -76,6 +76,8 @@ describe.skipIf(!up)("near cache", () => {
     const prefix = unique("near-order")
     await reader.open({ url: redis.url, prefix, near: { capacity: 1_000 } })
     const input = "order"
+    // Stored before B reads: B never fetches (its fetch is another writer, of version 0).
+    await run(Job.set(version, input, { n: 0 }), writer(prefix))
     reader.seen.length = 0
     await reader.watch(input)
     const getsBefore = await redis.calls("get")
@@ -93,6 +95,7 @@ describe.skipIf(!up)("near cache", () => {
     const prefix = unique("near-kill")
     await reader.open({ url: redis.url, prefix, near: { capacity: 1_000 } })
     const input = "kill"
+    await run(Job.set(version, input, { n: 0 }), writer(prefix))
     reader.seen.length = 0
     await reader.watch(input)
     let killed = 0
@@ -125,6 +128,48 @@ describe.skipIf(!up)("near cache", () => {
     await redis.admin.flushall()
     // The job's fetch answers version 0: B fetched, rather than serving 7 from memory.
     await eventually("B reads what Redis has after the flush", 1_000, async () => (await reader.reads("flushed", 1))[0] === 0 ? true : undefined)
+  }, 30_000)
+
+  it("the reader's store connection killed: tracking is lost with it, and a write made meanwhile is read within 1 s", async () => {
+    const prefix = unique("near-data")
+    await reader.open({ url: redis.url, prefix, near: { capacity: 1_000 } })
+    await run(Job.set(version, "data", { n: 7 }), writer(prefix))
+    await eventually("B holds version 7", 1_000, async () => (await reader.reads("data", 1))[0] === 7 ? true : undefined)
+    // The only ordinary connection on this Redis besides the admin's is B's store connection.
+    expect(Number(await redis.admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))).toBe(1)
+    await run(Job.set(version, "data", { n: 8 }), writer(prefix))
+    await eventually("B reads version 8", 1_000, async () => (await reader.reads("data", 1))[0] === 8 ? true : undefined)
+  }, 30_000)
+
+  it("the byte cap holds: entries past maxBytes are evicted, and one larger than it is never kept", async () => {
+    const prefix = unique("near-bytes")
+    // Entries of about 1,100 characters of stored text; at most 3 fit in 4,000.
+    const big = (n: number) => ({ n, pad: "x".repeat(1_000) })
+    const padded = Job.make({ name: "near.padded", fetch: (n: number) => Effect.succeed(big(n)) })
+    await run(Effect.gen(function*() {
+      yield* Effect.sleep("200 millis") // tracking confirmed
+      const inputs = Array.from({ length: 10 }, (_, i) => i)
+      yield* Effect.forEach(inputs, (n) => Job.set(padded, n, big(n)), { discard: true })
+      yield* Effect.forEach(inputs, (n) => Job.get(padded, n), { discard: true })
+      const before = yield* Effect.promise(() => redis.calls("get"))
+      yield* Effect.forEach(inputs, (n) => Job.get(padded, n), { discard: true })
+      expect((yield* Effect.promise(() => redis.calls("get"))) - before).toBeGreaterThanOrEqual(7)
+      // Two that fit are near hits when read again at once.
+      yield* Job.get(padded, 0)
+      yield* Job.get(padded, 1)
+      const fit = yield* Effect.promise(() => redis.calls("get"))
+      yield* Job.get(padded, 0)
+      yield* Job.get(padded, 1)
+      expect((yield* Effect.promise(() => redis.calls("get"))) - fit).toBe(0)
+    }).pipe(Effect.scoped), writer(prefix, { capacity: 100, maxBytes: 4_000 }))
+    await run(Effect.gen(function*() {
+      yield* Effect.sleep("200 millis")
+      yield* Job.set(padded, 99, big(99))
+      yield* Job.get(padded, 99)
+      const before = yield* Effect.promise(() => redis.calls("get"))
+      yield* Job.get(padded, 99)
+      expect((yield* Effect.promise(() => redis.calls("get"))) - before).toBe(1)
+    }).pipe(Effect.scoped), writer(prefix, { capacity: 100, maxBytes: 500 }))
   }, 30_000)
 
   it("a process's own write replaces what its near cache held before the write resolves; entry caps hold", async () => {
