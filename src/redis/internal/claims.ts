@@ -68,12 +68,18 @@ export const make = (settings: ClaimSettings) => {
     }
 
     /** Holding the lock: renewed until released, once. */
+    // Renewed three times per TTL; it stops when the lock is no longer this process's, and
+    // at the caller's deadline (its fetch cannot outlive it): a holder that never releases
+    // costs the others one TTL after that, never more.
+    const renewing = Effect.repeat(
+      Effect.zipRight(Effect.sleep(Duration.millis(ttl / 3)), command(Scripts.renew, [lock, token, ttl])),
+      { while: (renewed) => renewed === 1 }
+    )
     const won = Effect.map(
-      // Renewed three times per TTL; it stops when the lock is no longer this process's.
-      Effect.forkDaemon(Effect.ignore(Effect.repeat(
-        Effect.zipRight(Effect.sleep(Duration.millis(ttl / 3)), command(Scripts.renew, [lock, token, ttl])),
-        { while: (renewed) => renewed === 1 }
-      ))),
+      Effect.forkDaemon(Effect.ignore(Effect.clockWith((clock) => {
+        const left = options.until - clock.unsafeCurrentTimeMillis()
+        return Number.isFinite(left) ? Effect.timeout(renewing, Duration.millis(Math.max(0, left))) : renewing
+      }))),
       (renewing): Claim<A> => {
         let released = false
         return {
