@@ -107,15 +107,6 @@ export class Near {
     this.empty()
   }
 
-  get isUp(): boolean {
-    return this.up
-  }
-
-  /** Entries and bytes held, for tests and the bench. */
-  get size(): { readonly entries: number; readonly bytes: number } {
-    return { entries: this.slots.size, bytes: this.bytes }
-  }
-
   private remove(key: string): void {
     const slot = this.slots.get(key)
     if (slot === undefined) return
