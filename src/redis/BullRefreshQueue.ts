@@ -21,6 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
+import type { ClusterNode, ClusterOptions } from "ioredis"
 import { EnqueueError } from "../Errors.js"
 import { describe } from "../internal/describe.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
@@ -32,7 +33,14 @@ import {
   RefreshQueue,
   type Task
 } from "../RefreshQueue.js"
-import { connect, isConnected } from "./internal/bullConnection.js"
+import {
+  connect,
+  type Connection,
+  isClusterConnection,
+  isConnected,
+  onCluster,
+  untagged
+} from "./internal/bullConnection.js"
 import { neverThrow } from "./internal/connection.js"
 import * as TaskData from "./internal/task.js"
 
@@ -44,8 +52,8 @@ import * as TaskData from "./internal/task.js"
  * @category models
  */
 export interface Service {
-  /** The connection as given to the layer (ioredis options or a client). */
-  readonly connection: ConnectionOptions
+  /** The connection as given to the layer: its `connection` (ioredis options or a client), or `{ cluster }`. */
+  readonly connection: ConnectionOptions | { readonly cluster: ClusterConnection }
   /** The queue of jobs without a `queue` option. */
   readonly queueName: string
   /** BullMQ's key prefix (its default: `"bull"`). */
@@ -64,16 +72,53 @@ export class BullRefreshQueue extends Context.Tag("effect-cacheback/BullRefreshQ
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export type Options = CommonOptions & (
+  | {
+    /**
+     * As BullMQ takes it: ioredis options of one Redis (`{ host, port }`, `{ url }`) or a
+     * client (a `Redis`, or a `Cluster`). With options, the layer and each worker create
+     * their clients and close them; a client is shared by the producer's queues and the
+     * workers (which duplicate it for their blocking connection), and left open. A client
+     * should have `enableOfflineQueue: false` for the producer, `maxRetriesPerRequest: null`
+     * for workers (on a `Cluster`: in its `redisOptions`).
+     */
+    readonly connection: ConnectionOptions
+    readonly cluster?: never
+  }
+  | {
+    /**
+     * A Redis Cluster (SPEC §11): its seed nodes and ioredis `Cluster` options. The layer
+     * and each worker create their `Cluster` clients: the producer's fails an enqueue at
+     * once while a node is down or failing over, the workers' wait. On a cluster the
+     * prefix or every queue name needs a hash tag (`queueName: "{cacheback-refresh}"`).
+     */
+    readonly cluster: ClusterConnection
+    readonly connection?: never
+  }
+)
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface ClusterConnection {
+  /** Seed nodes, as `new Cluster(nodes)` takes them: `[{ host, port }]` or `["host:port"]`. */
+  readonly nodes: ReadonlyArray<ClusterNode>
+  /** ioredis `Cluster` options; `redisOptions.maxRetriesPerRequest` is set per role. */
+  readonly options?: ClusterOptions
+}
+
+/**
+ * What every `Options` has, whatever the connection.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CommonOptions {
   /**
-   * As BullMQ takes it: ioredis options of one Redis (`{ host, port }`, `{ url }`) or a
-   * client. With options, the layer and each worker create their clients and close them;
-   * a client is shared by the producer's queues and the workers (which duplicate it for
-   * their blocking connection), and left open. A client should have
-   * `enableOfflineQueue: false` for the producer, `maxRetriesPerRequest: null` for workers.
+   * The queue of jobs that name none with `Job.withQueueOptions({ queue })`. No `:`. On a
+   * cluster, it needs a hash tag (`"{cacheback-refresh}"`) unless `prefix` has one.
    */
-  readonly connection: ConnectionOptions
-  /** The queue of jobs that name none with `Job.withQueueOptions({ queue })`. No `:`. */
   readonly queueName: string
   /** BullMQ's key prefix. Default `"bull"`. */
   readonly prefix?: string
@@ -90,7 +135,8 @@ export interface Options {
  * `BullRefreshQueue` (what `RefreshWorker.run` and `start` consume). Queues are opened when a job
  * first enqueues to them and closed with the layer's scope.
  *
- * Throws at once for an empty or `:`-containing queue name, or bad counts or durations.
+ * Throws at once for an empty or `:`-containing queue name, bad counts or durations, or,
+ * on a cluster, a prefix and a queue name without a hash tag.
  *
  * @since 0.1.0
  * @category layers
@@ -125,7 +171,8 @@ export {
 // -----------------------------------------------------------------------------
 
 interface Settings {
-  readonly connection: ConnectionOptions
+  readonly connection: Connection
+  readonly cluster: boolean
   readonly queueName: string
   readonly prefix: string | undefined
   readonly enqueueTimeout: number
@@ -180,6 +227,8 @@ const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Sc
           if (Either.isLeft(data)) return refuse(data.left)
           const name = task.options.queue ?? settings.queueName
           if (name.includes(":")) return refuse(`a BullMQ queue name cannot contain ":", and the job's queue option is "${name}"`)
+          const tagless = settings.cluster ? untagged(settings.prefix, name) : undefined
+          if (tagless !== undefined) return refuse(`the job's queue option: ${tagless}`)
           // Fails at once while the connection is down, rather than waiting for the timeout.
           if (!isConnected(client)) return refuse("Redis is unreachable: the BullMQ queue's connection is down")
           return Effect.flatMap(queueFor(name), (queue) => add(queue, task, data.right, options(task)))
@@ -240,18 +289,38 @@ export const close = (graceful: () => Promise<unknown>, force: () => unknown): E
 
 const validate = (options: Options): Settings => {
   const where = "BullRefreshQueue.layer"
-  if (typeof options !== "object" || options === null) throw new TypeError(`${where}: expected options { connection, queueName }`)
-  if (typeof options.connection !== "object" || options.connection === null) {
-    throw new TypeError(`${where}: expected connection to be ioredis options ({ host, port } or { url }) or an ioredis client`)
-  }
+  if (typeof options !== "object" || options === null) throw new TypeError(`${where}: expected options { connection, queueName } or { cluster, queueName }`)
+  const connection = connectionOf(where, options)
   const queueName = nonEmpty(where, "queueName", options.queueName, "name the BullMQ queue the workers consume")
   if (queueName.includes(":")) throw new TypeError(`${where}: a BullMQ queue name cannot contain ":", got "${queueName}"`)
+  const prefix = options.prefix === undefined ? undefined : nonEmpty(where, "prefix", options.prefix, "or leave it out for BullMQ's \"bull\"")
+  const cluster = onCluster(connection)
+  const tagless = cluster ? untagged(prefix, queueName) : undefined
+  if (tagless !== undefined) throw new TypeError(`${where}: ${tagless}`)
   return {
-    connection: options.connection,
+    connection,
+    cluster,
     queueName,
-    prefix: options.prefix === undefined ? undefined : nonEmpty(where, "prefix", options.prefix, "or leave it out for BullMQ's \"bull\""),
+    prefix,
     enqueueTimeout: positiveMillis(`${where} enqueueTimeout`, options.enqueueTimeout ?? "1 second"),
     keepCompleted: integer(where, "keepCompleted", options.keepCompleted ?? 100, 0),
     keepFailed: integer(where, "keepFailed", options.keepFailed ?? 1000, 0)
   }
+}
+
+const connectionOf = (where: string, options: Options): Connection => {
+  const { cluster, connection } = options as { readonly cluster?: unknown; readonly connection?: unknown }
+  if (cluster !== undefined && connection !== undefined) {
+    throw new TypeError(`${where}: expected connection (one Redis) or cluster (a Redis Cluster), not both`)
+  }
+  if (cluster !== undefined) {
+    if (!isClusterConnection(cluster) || cluster.nodes.length === 0) {
+      throw new TypeError(`${where}: expected cluster to be { nodes, options? } with at least one seed node, e.g. { nodes: [{ host: "127.0.0.1", port: 7000 }] }`)
+    }
+    return { cluster }
+  }
+  if (typeof connection !== "object" || connection === null) {
+    throw new TypeError(`${where}: expected connection to be ioredis options ({ host, port } or { url }) or an ioredis client, or cluster: { nodes }`)
+  }
+  return connection as ConnectionOptions
 }

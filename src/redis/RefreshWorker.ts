@@ -45,7 +45,7 @@ import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import * as Refresh from "../internal/refresh.js"
 import * as Job from "../Job.js"
 import { BullRefreshQueue, close } from "./BullRefreshQueue.js"
-import { connect } from "./internal/bullConnection.js"
+import { connect, onCluster, untagged } from "./internal/bullConnection.js"
 import { neverThrow } from "./internal/connection.js"
 import * as TaskData from "./internal/task.js"
 
@@ -100,7 +100,8 @@ export type Requirements<Jobs extends ReadonlyArray<Job.Job.Any>> = Jobs[number]
  * scope closes. `NodeRuntime.runMain(RefreshWorker.run({ jobs }).pipe(Effect.provide(…)))`
  * is a worker process.
  *
- * Throws at once for no jobs, two jobs with one name, or bad counts or durations.
+ * Throws at once for no jobs, two jobs with one name, or bad counts or durations; dies at
+ * start when, on a Redis Cluster, a queue it consumes has no hash tag (nor the prefix).
  *
  * @since 0.1.0
  * @category running
@@ -189,6 +190,13 @@ const consume = <R>(settings: Settings): Effect.Effect<void, never, BullRefreshQ
     const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
     const runFork = yield* FiberSet.runtime(refreshes)<R>()
     const queues = Array.from(new Set(Array.from(settings.jobs.values(), (job) => bull.queueOf(job.queueOptions))))
+    if (onCluster(bull.connection)) {
+      // A programmer error, as a bad option is: the producer refuses such tasks too.
+      for (const queue of queues) {
+        const tagless = untagged(bull.prefix, queue)
+        if (tagless !== undefined) return yield* Effect.dieMessage(`RefreshWorker "${settings.name}": ${tagless}`)
+      }
+    }
     const client = yield* connect(
       bull.connection,
       "worker",

@@ -7,33 +7,30 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Queue } from "bullmq"
-import { Deferred, Effect, Fiber, Layer, Logger, LogLevel, Metric, Option, Schema } from "effect"
-import { Job, RefreshQueue } from "effect-cacheback"
+import { Cause, Deferred, Effect, Either, Exit, Fiber, Layer, Logger, LogLevel, Metric, Option, Schema } from "effect"
+import { CacheStore, Job, RefreshQueue } from "effect-cacheback"
 import { BullRefreshQueue, RedisCacheStore, RefreshWorker } from "effect-cacheback/redis"
 import { captureLogs, count } from "../support/kit.js"
-import { redisUrl, requireService } from "../support/services.js"
-import { cleanUp, eventually, keyOf, poll, quiet, rawClient, storedValue, storeStale, unique } from "./fixtures/redis.js"
+import { redisUrl } from "../support/services.js"
+import { eventually, keyOf, poll, quiet, storedValue, storeStale, unique } from "./fixtures/redis.js"
+import { cleanUp, targets } from "./fixtures/targets.js"
 
-const up = await requireService("redis")
-
-describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
-  const raw = rawClient()
+describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (target) => {
+  if (!target.up) return it.skip("its servers are not running")
+  const raw = target.raw()
   const prefixes: Array<string> = []
   const queues: Array<string> = []
-  afterAll(async () => {
-    await cleanUp(raw, prefixes, queues)
-    raw.disconnect()
-  })
+  afterAll(() => cleanUp(target, raw, prefixes, queues))
 
   /** A store prefix and a queue of the test's own, and a BullMQ handle to look at the queue. */
-  const setup = (label: string, options: Partial<BullRefreshQueue.Options> = {}) => {
+  const setup = (label: string, options: Partial<BullRefreshQueue.CommonOptions> = {}) => {
     const prefix = unique(label)
-    const queueName = unique(label)
+    const queueName = target.queueName(label)
     prefixes.push(prefix)
     queues.push(queueName)
     const layer = Layer.mergeAll(
-      RedisCacheStore.layer({ url: redisUrl, prefix }),
-      BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName, ...options })
+      RedisCacheStore.layer(target.store(prefix)),
+      BullRefreshQueue.layer({ ...target.queue, queueName, ...options })
     )
     const inspect = (name: string = queueName) =>
       Effect.acquireRelease(
@@ -142,7 +139,7 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
 
   it.live("Job.withQueueOptions sets the BullMQ queue, priority, attempts and backoff", () => {
     const { inspect, layer } = setup("options")
-    const other = unique("options-other")
+    const other = target.queueName("options-other")
     queues.push(other)
     const plain = Job.make({ name: "plainOptions", fetch: (n: number) => Effect.succeed(n) }).pipe(Job.withSchema({ input: Schema.Number }))
     const tuned = Job.make({ name: "tunedOptions", fetch: (n: number) => Effect.succeed(n) }).pipe(
@@ -339,8 +336,8 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
       Job.withSchema({ input: Schema.Number, value: Schema.Number })
     )
     const otherWorker = Layer.mergeAll(
-      RedisCacheStore.layer({ url: redisUrl, prefix: elsewhere }),
-      BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName })
+      RedisCacheStore.layer(target.store(elsewhere)),
+      BullRefreshQueue.layer({ ...target.queue, queueName })
     )
     const rejected = Metric.tagged(RefreshWorker.tasks, "outcome", "rejected")
     const logs = captureLogs()
@@ -359,7 +356,7 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
       expect((yield* count(rejected)) - before).toBe(2)
       const warnings = logs.lines.filter((line) => line.startsWith("WARN") && line.includes("refresh worker rejects a task"))
       expect(warnings.some((line) => line.includes(`"redis:${prefix}"`) && line.includes(`"redis:${elsewhere}"`))).toBe(true)
-      expect(yield* Effect.promise(() => raw.exists(`${elsewhere}:${keyOf(job, 5)}`))).toBe(0)
+      expect(Option.isNone(yield* storedValue(job, 5).pipe(Effect.provide(RedisCacheStore.layer(target.store(elsewhere)))))).toBe(true)
       expect(Option.isNone(yield* storedValue(job, 5))).toBe(true)
 
       yield* RefreshWorker.start({ jobs: [job] })
@@ -453,5 +450,55 @@ describe.skipIf(!up)("BullRefreshQueue and RefreshWorker", () => {
     expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "a:b" })).toThrow(/cannot contain ":"/)
     expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "" })).toThrow(/queueName/)
     expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "q", keepFailed: -1 })).toThrow(/keepFailed/)
+  })
+
+  // Issue 13 point 2: BullMQ's scripts touch every key of a queue, which must share a slot.
+  it.live("on a cluster, a queue without a hash tag is refused at once, naming it: by the layer, at enqueue, by a worker", () => {
+    const onCluster = "cluster" in target.queue
+    const plain = unique("plain")
+    const tagged = target.queueName("tagged")
+    queues.push(plain, tagged)
+    const build = (options: { readonly queueName: string; readonly prefix?: string }) => () =>
+      BullRefreshQueue.layer({ ...target.queue, ...options })
+    if (onCluster) {
+      expect(build({ queueName: plain })).toThrow(
+        `BullRefreshQueue.layer: on a Redis Cluster, BullMQ needs all the keys of a queue in one hash slot, and neither ` +
+          `the prefix "bull" nor the queue name "${plain}" has a hash tag: name the queue "{${plain}}"`
+      )
+      expect(build({ queueName: plain, prefix: "cb{}" })).toThrow(/neither the prefix "cb\{\}"/)
+    } else {
+      expect(build({ queueName: plain })).not.toThrow()
+    }
+    expect(build({ queueName: plain, prefix: "{cbtest}" })).not.toThrow()
+    expect(build({ queueName: tagged })).not.toThrow()
+    const routed = Job.make({ name: "routedPlain", fetch: (n: number) => Effect.succeed(n) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number }),
+      Job.withQueueOptions({ queue: plain })
+    )
+    return Effect.gen(function*() {
+      const queue = yield* RefreshQueue.RefreshQueue
+      const enqueued = yield* Effect.either(queue.enqueue({
+        job: routed.name,
+        key: keyOf(routed, 1),
+        input: 1,
+        inputSchema: routed.inputSchema,
+        options: routed.queueOptions,
+        refresh: Effect.void
+      }))
+      const worker = yield* Effect.exit(Effect.scoped(RefreshWorker.start({ jobs: [routed], name: "untagged" })))
+      if (onCluster) {
+        expect(Either.isLeft(enqueued) && enqueued.left.reason).toContain(`the job's queue option: on a Redis Cluster`)
+        expect(String(Exit.isFailure(worker) && Cause.squash(worker.cause))).toContain(
+          `RefreshWorker "untagged": on a Redis Cluster, BullMQ needs all the keys of a queue in one hash slot`
+        )
+      } else {
+        expect(Either.isRight(enqueued)).toBe(true)
+        expect(Exit.isSuccess(worker)).toBe(true)
+      }
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(BullRefreshQueue.layer({ ...target.queue, queueName: tagged }), CacheStore.layerMemory({ capacity: 10 }))),
+      quiet
+    )
   })
 })
