@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Context, Deferred, Duration, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Context, Deferred, Duration, Effect, Either, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { CacheStore, Entry, FetchTimeout, Job, KeyError, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
 import { count, counting, testLayer } from "./support/kit.js"
 
@@ -263,6 +263,44 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* count(Job.metrics(job).deduplicated)).toBe(1)
       yield* TestRefreshQueue.drain
       expect(yield* Job.get(job, "alan")).toBe("alan#2")
+    }).pipe(Effect.provide(testLayer)))
+
+  // Another process (or a worker) stored a value between invalidate's read and its write.
+  it.effect("invalidate does not put back the value it read over one stored meanwhile; the refresh is queued still", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "invalidateRace", fetch: f.fetch })
+      const inner = yield* CacheStore.makeMemory({ capacity: 10 })
+      const newer = Entry.value("alan#other", 2_000, 602_000, job.fingerprint)
+      let reads = 0
+      const racing = CacheStore.CacheStore.of({
+        ...inner,
+        get: (key, schema) =>
+          Effect.tap(inner.get(key, schema), () => ++reads === 1 ? Effect.orDie(inner.set(key, newer, Duration.days(1), undefined)) : Effect.void)
+      })
+      const store = Layer.succeed(CacheStore.CacheStore, racing)
+      yield* Job.set(job, "alan", "alan#0").pipe(Effect.provide(store))
+      yield* TestClock.setTime(5_000)
+      yield* Job.invalidate(job, "alan").pipe(Effect.provide(store))
+      expect(yield* raw(job, "alan").pipe(Effect.provide(store))).toEqual(newer)
+      expect(yield* pendingKeys).toEqual(["alan"])
+    }).pipe(Effect.provide(TestRefreshQueue.layer)))
+
+  it.effect("a refresh never replaces a value fetched later (another process's, stored first)", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "refreshRace", fetch: f.fetch })
+      yield* Job.get(job, "alan")
+      yield* TestClock.setTime(600_001)
+      expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "stale", syncFetch: false })
+      // Fetched by a process that finished after this one's refresh will, and stored first.
+      const later = Entry.value("alan#later", 600_500, 1_200_500, job.fingerprint)
+      const store = yield* CacheStore.CacheStore
+      yield* store.set(Either.getOrThrow(job.key("alan")), later, Duration.days(1), undefined)
+      yield* TestRefreshQueue.drain
+      expect(f.calls()).toBe(2)
+      expect(yield* raw(job, "alan")).toEqual(later)
+      expect(yield* count(Job.metrics(job).refreshFailures)).toBe(0)
     }).pipe(Effect.provide(testLayer)))
 
   it.effect("delete removes the entry: the next read is a miss", () =>

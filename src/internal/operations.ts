@@ -128,10 +128,13 @@ export const invalidate = <I, A, E, R, S>(
       const entry = engine.current(self, stored)
       if (entry._tag === "None") return Effect.void
       const expiresAt = clock.unsafeCurrentTimeMillis() + Duration.toMillis(self.refreshTimeout(input))
-      return read.store.set(read.key, Entry.withExpiry(entry.value, expiresAt), self.cacheTtl(input), self.valueSchema).pipe(
-        Effect.zipRight(engine.enqueueElseRefresh(read)),
-        Effect.asVoid
-      )
+      const stale = Entry.withExpiry(entry.value, expiresAt)
+      // Compare-and-set where the store can: a value stored since the read is not put back
+      // to the one read; the refresh is enqueued either way.
+      const mark = read.store.compareAndSet === undefined
+        ? read.store.set(read.key, stale, self.cacheTtl(input), self.valueSchema)
+        : read.store.compareAndSet(read.key, stale, self.cacheTtl(input), self.valueSchema, "unchanged")
+      return Effect.zipRight(mark, engine.enqueueElseRefresh(read)).pipe(Effect.asVoid)
     }))
 
 export const delete_ = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<void, KeyError | StoreError, S> =>

@@ -322,7 +322,8 @@ const staleIfError = <I, A, E, R, X>(
     if (recovered === undefined || recovered._tag !== "ServeStale") return Effect.fail(error)
     Metrics.bump(Metrics.forJob(read.job.name).staleIfError)
     return Effect.as(
-      inBackground(read, Effect.zipRight(write(read, recovered.entry), enqueueElseRefreshLater(read))),
+      // A write-back: a value a refresh stored meanwhile is newer than the one recovered.
+      inBackground(read, Effect.zipRight(writeBack(read, recovered.entry), enqueueElseRefreshLater(read))),
       answer(read.job, read.input, recovered.value, "stale", false, error)
     )
   })
@@ -535,16 +536,13 @@ export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Ef
 
 /**
  * One attempt at a background refresh: fetch, store, count. It fails when the value
- * cannot be stored too, so that a lost write is retried like a failed fetch.
+ * cannot be stored too, so that a lost write is retried like a failed fetch; one the store
+ * refuses because a value fetched later is there is no failure.
  */
 export const refreshAttempt = <I, A, E, R>(
   target: Target<I, A, E, R>
 ): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R> =>
-  fetchThen(
-    target,
-    "background",
-    (entry) => Effect.as(target.store.set(target.key, entry, target.job.cacheTtl(target.input), target.job.valueSchema), entry)
-  ).pipe(
+  fetchThen(target, "background", (entry) => Effect.as(storeValue(target, entry), entry)).pipe(
     Effect.map((entry) => entry.value),
     Effect.tap(() => Metrics.bump(Metrics.forJob(target.job.name).refreshed))
   )
