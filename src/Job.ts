@@ -719,8 +719,9 @@ const toFunction = <I, A, E, R, Out, Z, Async extends boolean, S>(
 /**
  * The value of `input`, using the cache where possible (SPEC §3; `Policy.decide` says
  * how). Faults of the store or the queue never fail it: a failed read is a miss, a failed
- * write is logged, a failed enqueue refreshes synchronously. It fails only with the
- * errors of a synchronous fetch, and with `KeyError` for an input that cannot be keyed.
+ * write is logged, after a failed enqueue the refresh runs in the process, in the
+ * background. It fails only with the errors of a synchronous fetch, and with `KeyError` for
+ * an input that cannot be keyed.
  *
  * @example
  * ```ts

@@ -9,7 +9,8 @@
  *   (BullMQ deduplication with `keepLastIfActive`).
  * - `Job.withQueueOptions` picks the BullMQ queue, priority, attempts and backoff.
  * - An enqueue never hangs: when BullMQ does not answer within `enqueueTimeout` (Redis
- *   unreachable) it fails with `EnqueueError`, and `Job.get` refreshes synchronously.
+ *   unreachable) it fails with `EnqueueError`; a stale read has answered already and
+ *   refreshes in its process, in the background (`Job.asyncRefresh` synchronously).
  *
  * @since 0.1.0
  */
