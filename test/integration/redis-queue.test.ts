@@ -470,6 +470,15 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
       expect(build({ queueName: plain })).not.toThrow()
     }
     expect(build({ queueName: plain, prefix: "{cbtest}" })).not.toThrow()
+    // A client passed as the connection: a Cluster is checked as cluster options are.
+    const client = target.raw()
+    try {
+      const withClient = () => BullRefreshQueue.layer({ connection: client, queueName: plain })
+      if (onCluster) expect(withClient).toThrow(/on a Redis Cluster, BullMQ needs all the keys of a queue in one hash slot/)
+      else expect(withClient).not.toThrow()
+    } finally {
+      client.disconnect()
+    }
     expect(build({ queueName: tagged })).not.toThrow()
     const routed = Job.make({ name: "routedPlain", fetch: (n: number) => Effect.succeed(n) }).pipe(
       Job.withSchema({ input: Schema.Number, value: Schema.Number }),

@@ -37,9 +37,8 @@ export const connect = (
   what: string,
   meanwhile: string
 ): Effect.Effect<ConnectionOptions, never, Scope.Scope> => {
-  if ("cluster" in connection && isClusterConnection(connection.cluster)) {
-    return open(() => clusterClient(connection.cluster, role), what, meanwhile)
-  }
+  const cluster = (connection as { readonly cluster?: unknown }).cluster
+  if (isClusterConnection(cluster)) return open(() => clusterClient(cluster, role), what, meanwhile)
   if (isClient(connection)) {
     return connection instanceof EventEmitter
       ? Effect.as(watch(connection, what, meanwhile), connection)
@@ -97,7 +96,9 @@ export const isClient = (connection: Connection): boolean =>
 
 /** Whether BullMQ's keys go to a Redis Cluster: cluster options, or an ioredis `Cluster` client. */
 export const onCluster = (connection: Connection): boolean =>
-  "cluster" in connection || (connection as { readonly isCluster?: unknown }).isCluster === true
+  // Not `"cluster" in connection`: an ioredis `Redis` has a `cluster` method (the command).
+  isClusterConnection((connection as { readonly cluster?: unknown }).cluster) ||
+  (connection as { readonly isCluster?: unknown }).isCluster === true
 
 /**
  * The hash tag of a key that starts with `base`, as Redis Cluster computes it: the text
