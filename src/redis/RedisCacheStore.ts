@@ -6,9 +6,14 @@
  * Redis's own client-side caching (SPEC §8). Synchronous fetches of a key share one fetch
  * across processes through a lock per key (SPEC §9), and write-backs are compare-and-set.
  *
+ * On a Redis Cluster (SPEC §11) each entry carries its key as a hash tag, so that entries
+ * spread over the masters and a key's entry and lock share a slot; many keys are read with
+ * one `MGET` per slot, pipelined per master; the near cache tracks every master.
+ *
  * Faults degrade: while Redis is unreachable every read fails at once (no offline queue)
  * and `Job.get` counts it as a miss and fetches; when Redis is back the client reconnects
- * on its own and reads are hits again.
+ * on its own and reads are hits again. On a cluster the same holds for the keys of a master
+ * that is down or failing over.
  *
  * @since 0.1.0
  */
@@ -19,38 +24,47 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { Redis, type RedisOptions } from "ioredis"
+import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 import { CacheStore, type Service } from "../CacheStore.js"
 import type * as Entry from "../Entry.js"
 import { CodecError, StoreError } from "../Errors.js"
 import * as Codec from "../internal/codec.js"
 import type { SchemaOf } from "../internal/codec.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
+import { isClusterConnection } from "./internal/bullConnection.js"
 import * as Claims from "./internal/claims.js"
 import { firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
+import * as Keys from "./internal/keys.js"
 import { Near, type Ticket } from "./internal/near.js"
 import * as Reads from "./internal/reads.js"
 import * as Scripts from "./internal/scripts.js"
+import * as Tags from "./internal/tags.js"
 import * as Tracking from "./internal/tracking.js"
 import * as Wire from "./internal/wire.js"
 
 /**
- * Where the store finds Redis: a `url` (the layer creates the client and closes it with its
- * scope) or a `client` of yours (left open).
+ * Where the store finds Redis: a `url` or a `cluster` (the layer creates the client and
+ * closes it with its scope), or a `client` of yours, a `Redis` or a `Cluster` (left open).
  *
- * A client of yours should have `enableOfflineQueue: false`, as the one the layer creates
- * does: otherwise reads wait out the `commandTimeout` while Redis is unreachable.
+ * A client of yours should fail a command at once rather than queue it: a `Redis` with
+ * `enableOfflineQueue: false`, a `Cluster` with that and `retryDelayOnFailover: 0`,
+ * `retryDelayOnClusterDown: 0`, as the ones the layer creates. Otherwise reads wait out the
+ * `commandTimeout` while Redis is unreachable or a master fails over.
  *
  * @since 0.1.0
  * @category models
  */
 export type Options =
   & (
-    | { readonly url: string; readonly client?: undefined }
-    | { readonly client: Redis; readonly url?: undefined }
+    | { readonly url: string; readonly client?: undefined; readonly cluster?: undefined }
+    | { readonly client: Redis | Cluster; readonly url?: undefined; readonly cluster?: undefined }
+    | { readonly cluster: ClusterConnection; readonly url?: undefined; readonly client?: undefined }
   )
   & {
-    /** Namespace of the entries: a job's key `k` is stored at `<prefix>:k`. */
+    /**
+     * Namespace of the entries: a job's key `k` is stored at `<prefix>:k` (on a cluster
+     * `<prefix>:{k}`). On a cluster it may not contain `{` or `}`.
+     */
     readonly prefix: string
     /**
      * A store command that takes longer fails (a read becomes a miss, a write is logged).
@@ -58,11 +72,11 @@ export type Options =
      */
     readonly commandTimeout?: Duration.DurationInput
     /**
-     * For a client made from `url`: the longest wait between reconnection attempts while
-     * Redis is unreachable. Default 500 milliseconds.
+     * For a client made from `url` or `cluster`: the longest wait between reconnection
+     * attempts while Redis is unreachable. Default 500 milliseconds.
      */
     readonly reconnectDelay?: Duration.DurationInput
-    /** For a client made from `url`: more ioredis options (TLS, credentials, …). */
+    /** For a client made from `url`: more ioredis options (TLS, credentials, …). For a cluster: `cluster.options.redisOptions`. */
     readonly redisOptions?: RedisOptions
     /**
      * Keeps recently read entries in process memory in front of Redis (SPEC §8): at most
@@ -80,6 +94,22 @@ export type Options =
   }
 
 /**
+ * A Redis Cluster for the store: its seed nodes and ioredis `Cluster` options. The store's
+ * `Cluster` fails a command at once while its master is down or failing over (no offline
+ * queue, no retry delays, 3 redirections; MOVED and ASK are followed), so that reads of its
+ * keys fetch rather than wait; `options` may override that.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ClusterConnection {
+  /** Seed nodes, as `new Cluster(nodes)` takes them: `[{ host, port }]` or `["host:port"]`. */
+  readonly nodes: ReadonlyArray<ClusterNode>
+  /** ioredis `Cluster` options (credentials and TLS go in `redisOptions`). */
+  readonly options?: ClusterOptions
+}
+
+/**
  * @since 0.2.0
  * @category models
  */
@@ -92,31 +122,39 @@ export interface NearCacheOptions {
  * The store as a service value, for a layer of your own tag (`Job.withStore`):
  * `Layer.scoped(Sessions, RedisCacheStore.make({ url, prefix: "sessions" }))`.
  *
- * Throws at once for an empty prefix, both or neither of `url` and `client`, a
- * non-positive duration, or a `nearCache` capacity or `maxBytes` that is not a positive
- * integer.
+ * Throws at once for an empty prefix, other than exactly one of `url`, `client` and
+ * `cluster`, a brace in the prefix of a store on a cluster, a non-positive duration, or a
+ * `nearCache` capacity or `maxBytes` that is not a positive integer.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> => {
   const settings = validate(options)
-  const client = options.client !== undefined ? checkedClient(options.client) : connect(options.url, settings)
+  const client = options.client !== undefined
+    ? checkedClient(options.client)
+    : options.cluster !== undefined
+    ? connectCluster(options.cluster, settings)
+    : connect(options.url, settings)
   return Effect.flatMap(Effect.zip(client, Effect.clock), ([client, clock]) => {
+    const layout = client instanceof Cluster ? Keys.cluster(settings.prefix) : Keys.oneRedis(settings.prefix)
     const near = settings.nearCache === undefined ? undefined : new Near(settings.nearCache.capacity, settings.nearCache.maxBytes)
     const tracking = near === undefined ? Effect.succeed(undefined) : Tracking.start({
-      client,
-      subscriber: neverThrow(client.duplicate({ autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })),
       near,
-      entryAt: settings.prefix + ":",
-      metaAt: settings.prefix + "|",
-      lockAt: settings.prefix + lockPath,
+      layout,
       pingInterval: 250,
       pingGiveUp: 3_000,
-      ownClient: options.client === undefined
+      on: client instanceof Cluster
+        ? { _tag: "Cluster", cluster: client, connect: nodeConnection(client, settings) }
+        : {
+          _tag: "Redis",
+          client,
+          subscriber: neverThrow(client.duplicate({ autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })),
+          callersClient: options.client !== undefined
+        }
     })
     return Effect.flatMap(tracking, (tracking) => {
-      const store = fromClient(client, settings, near, tracking, () => clock.unsafeCurrentTimeMillis())
+      const store = fromClient(client, layout, settings, near, tracking, () => clock.unsafeCurrentTimeMillis())
       return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
         // Looks for an overdue read round trip four times per timeout.
         Effect.zipRight(Effect.forkScoped(
@@ -128,9 +166,6 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
   })
 }
 
-/** Where the lock of key `k` lives: `<prefix>|lock:k`, beside the entries, never among them. */
-const lockPath = "|lock:"
-
 /**
  * The Redis store as the default `CacheStore`.
  *
@@ -140,19 +175,20 @@ const lockPath = "|lock:"
 export const layer = (options: Options): Layer.Layer<CacheStore> => Layer.scoped(CacheStore, make(options))
 
 // -----------------------------------------------------------------------------
-// The store. A hit is one GET and no Effect.gen; many keys are one MGET.
+// The store. A hit is one GET and no Effect.gen; many keys are one MGET (per slot).
 // -----------------------------------------------------------------------------
 
 const fromClient = (
-  client: Redis,
+  client: Redis | Cluster,
+  layout: Keys.Layout,
   settings: Settings,
   near: Near | undefined,
   tracking: Tracking.Tracking | undefined,
   now: () => number
 ) => {
   const { commandTimeout: timeout, prefix } = settings
-  const at = prefix + ":"
-  const reads = Reads.make(client, { timeout, now })
+  const at = layout.entry
+  const reads = client instanceof Cluster ? Reads.makeCluster(client, { timeout, now }) : Reads.make(client, { timeout, now })
   // Whether Redis answered the last read: a claim does not wait for one that does not.
   let answering = true
   const overdue = (operation: StoreError["operation"], key: string) => ({
@@ -166,7 +202,7 @@ const fromClient = (
     // hits (BENCHMARKS.md).
     Effect.async<Option.Option<Entry.Entry<A>>, StoreError>((resume) => {
       const ticket = near?.begin(key)
-      reads.get(at + key, (cause, text) => {
+      reads.get(at(key), (cause, text) => {
         answering = cause === undefined
         if (cause !== undefined) {
           if (ticket !== undefined) near!.end(ticket, undefined, 0)
@@ -193,17 +229,12 @@ const fromClient = (
     Effect.async<ReadonlyArray<Option.Option<Entry.Entry<A>>>, StoreError>(
       (resume) => {
         const tickets = near === undefined ? undefined : keys.map((key) => near.begin(key))
-        client.mget(keys.map((key) => at + key)).then(
-          (texts) => {
-            answering = true
-            resume(decodeMany(schema, keys, texts, near, tickets))
-          },
-          (cause) => {
-            answering = false
-            if (tickets !== undefined) for (const ticket of tickets) near!.end(ticket, undefined, 0)
-            resume(Effect.fail(new StoreError({ operation: "getMany", key: describeKeys(keys), cause })))
-          }
-        )
+        reads.many(keys.map(at), (cause, texts) => {
+          answering = cause == null
+          if (cause == null) return resume(decodeMany(schema, keys, texts, near, tickets))
+          if (tickets !== undefined) for (const ticket of tickets) near!.end(ticket, undefined, 0)
+          resume(Effect.fail(new StoreError({ operation: "getMany", key: describeKeys(keys), cause })))
+        })
       }
     ).pipe(Effect.timeoutFail(overdue("getMany", describeKeys(keys))))
   const getMany = <A>(keys: ReadonlyArray<string>, schema: SchemaOf<A> | undefined) => {
@@ -246,8 +277,8 @@ const fromClient = (
       near?.invalidate(key)
       return command("set", key, () =>
         Number.isFinite(millis)
-          ? client.set(at + key, text.right, "PX", Math.max(1, Math.ceil(millis)))
-          : client.set(at + key, text.right)).pipe(Effect.timeoutFail(overdue("set", key)))
+          ? client.set(at(key), text.right, "PX", Math.max(1, Math.ceil(millis)))
+          : client.set(at(key), text.right)).pipe(Effect.timeoutFail(overdue("set", key)))
     })
   const compareAndSet = <A>(
     key: string,
@@ -263,7 +294,7 @@ const fromClient = (
       near?.invalidate(key)
       return Effect.async<boolean, StoreError>((resume) => {
         Scripts.run(client, Scripts.compareAndSet, [
-          at + key,
+          at(key),
           Wire.token(entry),
           text.right,
           Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : "",
@@ -276,8 +307,7 @@ const fromClient = (
     })
   const claim = Claims.make({
     client,
-    entryAt: at,
-    lockAt: prefix + lockPath,
+    layout,
     ttl: settings.lockTtl,
     timeout,
     tracking,
@@ -290,9 +320,10 @@ const fromClient = (
     set,
     compareAndSet,
     claim,
+    tags: Tags.make(client, layout, timeout),
     delete: (key: string) => {
       near?.invalidate(key)
-      return command("delete", key, () => client.del(at + key)).pipe(Effect.timeoutFail(overdue("delete", key)))
+      return command("delete", key, () => client.del(at(key))).pipe(Effect.timeoutFail(overdue("delete", key)))
     }
   }
   return {
@@ -378,35 +409,109 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
     firstConnection
   )
 
-/** A client of the caller's: used as it is, with a word when reads could wait on it. */
-const checkedClient = (client: Redis): Effect.Effect<Redis> =>
-  client.options.enableOfflineQueue !== false
-    ? Effect.as(
-      Effect.logWarning(
-        "cacheback: the Redis client given to RedisCacheStore queues commands while Redis is unreachable, so reads " +
-          "would wait for the store's commandTimeout before fetching; create it with { enableOfflineQueue: false }"
+/**
+ * A cluster client that never makes a read wait, as `connect`'s: no offline queue, and a
+ * command to a master that is down or failing over fails at once instead of being retried
+ * after a delay (`retryDelayOnFailover`, `retryDelayOnClusterDown`: measured, they held
+ * single commands for up to 4.7 s, and retried writes landed out of order); MOVED and ASK
+ * are still followed, at most 3 times. ioredis refreshes its slot map when it meets a
+ * redirection or a node it cannot reach, which is all a failover needs.
+ */
+const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.Effect<Cluster, never, Scope.Scope> => {
+  const options = cluster.options ?? {}
+  return Effect.tap(
+    Effect.acquireRelease(
+      Effect.sync(() =>
+        neverThrow(new Cluster([...cluster.nodes], {
+          enableOfflineQueue: false,
+          retryDelayOnFailover: 0,
+          retryDelayOnClusterDown: 0,
+          maxRedirections: 3,
+          clusterRetryStrategy: retryStrategy(settings.reconnectDelay),
+          ...options,
+          redisOptions: {
+            maxRetriesPerRequest: 0,
+            connectTimeout: Math.max(settings.commandTimeout, 1000),
+            ...options.redisOptions
+          }
+        }))
       ),
-      client
+      (client) => Effect.sync(() => client.disconnect())
+    ),
+    firstConnection
+  )
+}
+
+/** A connection of the near cache's to one master of `cluster`, with the cluster's node options. */
+const nodeConnection = (cluster: Cluster, settings: Settings) => (host: string, port: number): Redis =>
+  neverThrow(new Redis({
+    ...cluster.options.redisOptions,
+    host,
+    port,
+    lazyConnect: false,
+    autoResubscribe: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: Math.max(settings.commandTimeout, 1000),
+    retryStrategy: retryStrategy(settings.reconnectDelay)
+  }))
+
+/** A client of the caller's: used as it is, with a word when reads could wait on it. */
+const checkedClient = <C extends Redis | Cluster>(client: C): Effect.Effect<C> => {
+  const waits = client instanceof Cluster
+    ? (["enableOfflineQueue", "retryDelayOnFailover", "retryDelayOnClusterDown"] as const).filter((option) =>
+      client.options[option] !== (option === "enableOfflineQueue" ? false : 0)
     )
-    : Effect.succeed(client)
+    : client.options.enableOfflineQueue !== false
+    ? ["enableOfflineQueue"]
+    : []
+  if (waits.length === 0) return Effect.succeed(client)
+  const fix = client instanceof Cluster
+    ? "create it with { enableOfflineQueue: false, retryDelayOnFailover: 0, retryDelayOnClusterDown: 0 }"
+    : "create it with { enableOfflineQueue: false }"
+  return Effect.as(
+    Effect.logWarning(
+      `cacheback: the Redis ${client instanceof Cluster ? "Cluster" : "client"} given to RedisCacheStore queues or ` +
+        `delays commands while Redis is unreachable (${waits.join(", ")}), so reads would wait for the store's ` +
+        `commandTimeout before fetching; ${fix}`
+    ),
+    client
+  )
+}
 
 const validate = (options: Options): Settings => {
   const where = "RedisCacheStore.layer"
-  if (typeof options !== "object" || options === null) throw new TypeError(`${where}: expected options { url | client, prefix }`)
-  const { client, url } = options
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${where}: expected options { url | client | cluster, prefix }`)
+  }
+  const { client, cluster, url } = options
   const prefix = nonEmpty(where, "prefix",
     options.prefix,
     "entries are stored at \"<prefix>:<key>\", so give each application or environment its own prefix"
   )
-  if ((url === undefined) === (client === undefined)) {
-    throw new TypeError(`${where}: expected exactly one of url (a redis:// URL) or client (an ioredis client)`)
+  if ([url, client, cluster].filter((given) => given !== undefined).length !== 1) {
+    throw new TypeError(
+      `${where}: expected exactly one of url (a redis:// URL), client (an ioredis Redis or Cluster) or cluster ({ nodes, options? })`
+    )
   }
   if (url !== undefined && (typeof url !== "string" || !/^rediss?:\/\//.test(url))) {
     throw new TypeError(`${where}: expected url to be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`)
   }
-  if (client !== undefined && !(client instanceof Redis)) {
-    throw new TypeError(`${where}: expected client to be an ioredis Redis client; for a cluster, write a CacheStore of your own`)
+  if (client !== undefined && !(client instanceof Redis) && !(client instanceof Cluster)) {
+    throw new TypeError(`${where}: expected client to be an ioredis Redis or Cluster client`)
   }
+  if (cluster !== undefined && (!isClusterConnection(cluster) || cluster.nodes.length === 0)) {
+    throw new TypeError(
+      `${where}: expected cluster to be { nodes, options? } with at least one seed node, e.g. { nodes: [{ host: "127.0.0.1", port: 7000 }] }`
+    )
+  }
+  if (options.redisOptions !== undefined && url === undefined) {
+    throw new TypeError(
+      `${where}: redisOptions apply to a client made from url; for a cluster give them as cluster.options.redisOptions`
+    )
+  }
+  const problem = cluster !== undefined || client instanceof Cluster ? Keys.clusterPrefixProblem(prefix) : undefined
+  if (problem !== undefined) throw new TypeError(`${where}: ${problem}`)
   return {
     prefix,
     commandTimeout: positiveMillis(`${where} commandTimeout`, options.commandTimeout ?? "1 second"),

@@ -1,43 +1,69 @@
 /**
- * RedisCacheStore on the real Redis (SPEC §5, issue 3 point 1): entries through the job's
- * value schema, TTL, one MGET for many keys, corrupt entries as misses.
+ * RedisCacheStore on the real Redis and on the local Redis Cluster (SPEC §5 and §11, issue 3
+ * point 1, issue 13 point 1): entries through the job's value schema, TTL, one MGET for many
+ * keys (one per slot on a cluster), corrupt entries as misses, tags.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Metric, Option, Schema } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Metric, Option, Schema } from "effect"
 import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
+import { Cluster, Redis } from "ioredis"
+import calculateSlot from "cluster-key-slot"
 import { captureLogs, count, counting } from "../support/kit.js"
-import { redisUrl, requireService } from "../support/services.js"
+import { clusterNodes, redisUrl } from "../support/services.js"
 import { Profile } from "./fixtures/jobs.js"
 import { entryJson } from "./fixtures/entries.js"
-import { cleanUp, keyOf, poll, rawClient, redisKey, storedValue, unique } from "./fixtures/redis.js"
-
-const up = await requireService("redis")
+import { keyOf, poll, storedValue, unique } from "./fixtures/redis.js"
+import { cleanUp, targets } from "./fixtures/targets.js"
 
 /** Waits until a read's write of `input` lands: it follows the read's answer (SPEC §7). */
 const isStored = <A>(job: Job.Job<any, A, any, any, any, any, any, any>, input: unknown) =>
   poll("the read's value is stored", 2_000, Effect.map(storedValue(job, input), Option.getOrUndefined))
 
-describe.skipIf(!up)("RedisCacheStore", () => {
-  const raw = rawClient()
+describe.each(await targets())("RedisCacheStore on $name", (target) => {
+  if (!target.up) return it.skip("its servers are not running")
+  const onCluster = target.name === "a Redis Cluster"
+  const raw = target.raw()
   const prefixes: Array<string> = []
   const prefix = (label: string) => {
     const name = unique(label)
     prefixes.push(name)
     return name
   }
-  afterAll(async () => {
-    await cleanUp(raw, prefixes, [])
-    raw.disconnect()
-  })
+  afterAll(() => cleanUp(target, raw, prefixes, []))
 
-  const store = (prefix: string) =>
-    Layer.merge(RedisCacheStore.layer({ url: redisUrl, prefix }), TestRefreshQueue.layer)
+  /** A job name of this target's: a job's metrics are per name, for the whole process. */
+  const named = (name: string) => `${name}@${onCluster ? "cluster" : "redis"}`
+  const store = (prefix: string) => Layer.merge(RedisCacheStore.layer(target.store(prefix)), TestRefreshQueue.layer)
+  const redisKey = (prefix: string, job: Job.Job.Any, input: unknown) => target.entryKey(prefix, keyOf(job, input))
+  /** Every command Redis runs that names a key under `prefix`, on each server. */
+  const monitor = (prefix: string) =>
+    Effect.map(
+      Effect.acquireRelease(
+        Effect.promise(() => Promise.all(target.servers(raw).map((server) => server.duplicate().monitor()))),
+        (monitors) => Effect.sync(() => monitors.forEach((m) => m.disconnect()))
+      ),
+      (monitors) => {
+        const seen: Array<{ command: string; keys: ReadonlyArray<string>; source: string }> = []
+        for (const m of monitors) {
+          m.on("monitor", (_time: string, args: ReadonlyArray<string>, source: string) => {
+            const keys = args.slice(1).filter((arg) => arg.startsWith(`${prefix}:`))
+            if (keys.length > 0) seen.push({ command: args[0].toLowerCase(), keys, source })
+          })
+        }
+        return seen
+      }
+    )
+  /** MONITOR reports commands as Redis runs them: waits until each server ran what was sent before. */
+  const settled = Effect.zipRight(
+    Effect.promise(() => Promise.all(target.servers(raw).map((server) => server.ping()))),
+    Effect.sleep("100 millis")
+  )
 
   it.live("a value schema brings back a Date, an Option and a class instance through another client", () => {
     const at = prefix("schema")
     const job = Job.make({
-      name: "profileStore",
+      name: named("profileStore"),
       fetch: (name: string) =>
         Effect.succeed(new Profile({ name, joined: new Date("2020-02-29T12:00:00Z"), nickname: Option.none(), by: "test" }))
     }).pipe(Job.withSchema({ input: Schema.String, value: Profile }))
@@ -63,14 +89,14 @@ describe.skipIf(!up)("RedisCacheStore", () => {
 
   it.live("without a value schema JSON-safe values round-trip; anything else fails at write time, typed", () => {
     const at = prefix("plain")
-    const job = Job.make({ name: "plainStore", fetch: (id: number) => Effect.succeed({ id, tags: ["a", "b"], ok: true }) })
+    const job = Job.make({ name: named("plainStore"), fetch: (id: number) => Effect.succeed({ id, tags: ["a", "b"], ok: true }) })
     const logs = captureLogs()
     return Effect.gen(function*() {
       yield* Job.get(job, 1)
       yield* isStored(job, 1) // a read's write follows its answer (SPEC §7)
       expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, tags: ["a", "b"], ok: true }, status: "hit", syncFetch: undefined })
 
-      const dated = Job.make({ name: "datedStore", fetch: (_: number) => Effect.succeed({ when: new Date(0) }) })
+      const dated = Job.make({ name: named("datedStore"), fetch: (_: number) => Effect.succeed({ when: new Date(0) }) })
       const error = yield* Effect.flip(Job.set(dated, 1, { when: new Date(0) }))
       expect(error._tag).toBe("CodecError")
       expect(error.message).toContain("$.when is an instance of Date")
@@ -86,8 +112,8 @@ describe.skipIf(!up)("RedisCacheStore", () => {
   it.live("Redis forgets an entry after the job's cache TTL", () => {
     const at = prefix("ttl")
     const f = counting()
-    const job = Job.make({ name: "ttlStore", fetch: f.fetch }).pipe(Job.withCacheTtl("90 seconds"))
-    const brief = Job.make({ name: "briefStore", fetch: f.fetch }).pipe(Job.withCacheTtl("150 millis"))
+    const job = Job.make({ name: named("ttlStore"), fetch: f.fetch }).pipe(Job.withCacheTtl("90 seconds"))
+    const brief = Job.make({ name: named("briefStore"), fetch: f.fetch }).pipe(Job.withCacheTtl("150 millis"))
     return Effect.gen(function*() {
       yield* Job.get(job, "a")
       yield* isStored(job, "a")
@@ -103,64 +129,58 @@ describe.skipIf(!up)("RedisCacheStore", () => {
     }).pipe(Effect.provide(store(at)))
   })
 
-  it.live("Job.getMany reads every key with one MGET", () => {
+  it.live(`Job.getMany reads every key with one MGET${onCluster ? " per slot" : ""}`, () => {
     const at = prefix("mget")
     // Per process: the read of the missing key takes no lock across processes (SPEC §9).
-    const job = Job.make({ name: "manyStore", fetch: (n: number) => Effect.succeed(n * 10) }).pipe(Job.withSingleFlight("process"))
+    const job = Job.make({ name: named("manyStore"), fetch: (n: number) => Effect.succeed(n * 10) }).pipe(Job.withSingleFlight("process"))
+    const inputs = Array.from({ length: 12 }, (_, i) => i)
     return Effect.gen(function*() {
-      yield* Job.set(job, 1, 10)
-      yield* Job.set(job, 3, 30)
-      const monitor = yield* Effect.acquireRelease(Effect.promise(() => raw.duplicate().monitor()), (m) =>
-        Effect.sync(() => m.disconnect()))
-      const seen: Array<string> = []
-      // Commands a script runs (the fetch's lock, SPEC §9) are not the reads counted here.
-      monitor.on("monitor", (_time: string, args: ReadonlyArray<string>, source: string) => {
-        if (source !== "lua" && args.slice(1).some((arg) => arg.startsWith(`${at}:`))) seen.push(args[0].toLowerCase())
-      })
-      expect(yield* Job.getMany(job, [1, 2, 3])).toEqual([10, 20, 30])
-      // MONITOR reports commands as Redis runs them; wait until the write of the miss shows.
-      yield* Effect.promise(() => raw.ping())
-      yield* Effect.sleep("100 millis")
-      expect(seen.filter((command) => command === "mget")).toHaveLength(1)
-      expect(seen.filter((command) => command === "get")).toHaveLength(0)
+      yield* Effect.forEach(inputs.filter((n) => n !== 2), (n) => Job.set(job, n, n * 10), { discard: true })
+      const seen = yield* monitor(at)
+      expect(yield* Job.getMany(job, inputs)).toEqual(inputs.map((n) => n * 10))
+      yield* settled
+      // Commands a script runs (the fetched value's compare-and-set) are not the reads counted here.
+      const reads = seen.filter((command) => command.source !== "lua" && command.command !== "evalsha")
+      const slots = new Set(inputs.map((n) => calculateSlot(redisKey(at, job, n))))
+      expect(reads.every((read) => read.command === "mget")).toBe(true)
+      expect(reads).toHaveLength(onCluster ? slots.size : 1)
+      expect(reads.flatMap((read) => read.keys).sort()).toEqual(inputs.map((n) => redisKey(at, job, n)).sort())
+      // Each MGET names the keys of one slot.
+      for (const read of reads) expect(onCluster ? new Set(read.keys.map(calculateSlot)).size : 1).toBe(1)
       // The fetched value's write is compare-and-set: a script.
-      expect(seen.filter((command) => command === "evalsha")).toHaveLength(1)
+      expect(seen.filter((command) => command.command === "evalsha")).toHaveLength(1)
       expect(yield* Job.getMany(job, [])).toEqual([])
     }).pipe(Effect.scoped, Effect.provide(store(at)))
   })
 
   it.live("concurrent reads share round trips: 64 readers, one MGET a round; a lone reader, one GET a read", () => {
     const at = prefix("batch")
-    const job = Job.make({ name: "batchStore", fetch: (n: number) => Effect.succeed(n) })
+    // The "}" makes "batch" the hash tag of every key of the job on a cluster (entries at
+    // "<prefix>:{batch}Store:<hash>}"): all in one slot, as the keys of one Redis are.
+    const job = Job.make({ name: named("batch}Store"), fetch: (n: number) => Effect.succeed(n) })
     return Effect.gen(function*() {
       yield* Effect.forEach(Array.from({ length: 64 }, (_, i) => i), (i) => Job.set(job, i, i), { discard: true })
-      const monitor = yield* Effect.acquireRelease(Effect.promise(() => raw.duplicate().monitor()), (m) =>
-        Effect.sync(() => m.disconnect()))
-      const seen: Array<{ command: string; keys: number }> = []
-      monitor.on("monitor", (_time: string, args: ReadonlyArray<string>) => {
-        const keys = args.slice(1).filter((arg) => arg.startsWith(`${at}:`)).length
-        if (keys > 0) seen.push({ command: args[0].toLowerCase(), keys })
-      })
+      const seen = yield* monitor(at)
       // 64 fibers, three reads each: after the first round they read again together.
       const readers = Array.from({ length: 64 }, (_, i) =>
         Effect.forEach([0, 1, 2], () => Job.get(job, i), { discard: true }))
       yield* Effect.all(readers, { concurrency: "unbounded", discard: true })
-      yield* Effect.promise(() => raw.ping())
-      yield* Effect.sleep("100 millis")
-      expect(seen.reduce((keys, command) => keys + command.keys, 0)).toBe(192)
+      yield* settled
+      expect(seen.reduce((keys, command) => keys + command.keys.length, 0)).toBe(192)
       expect(seen.length).toBeLessThanOrEqual(6)
       seen.length = 0
       for (let i = 0; i < 5; i++) yield* Job.get(job, i)
-      yield* Effect.promise(() => raw.ping())
-      yield* Effect.sleep("100 millis")
-      expect(seen).toEqual(Array.from({ length: 5 }, () => ({ command: "get", keys: 1 })))
+      yield* settled
+      expect(seen.map(({ command, keys }) => ({ command, keys: keys.length }))).toEqual(
+        Array.from({ length: 5 }, () => ({ command: "get", keys: 1 }))
+      )
     }).pipe(Effect.scoped, Effect.provide(store(at)))
   })
 
   it.live("an entry that does not decode is a miss, logged and counted, and the fetch overwrites it", () => {
     const at = prefix("corrupt")
     const f = counting()
-    const job = Job.make({ name: "corruptStore", fetch: f.fetch }).pipe(Job.withSchema({ value: Schema.String }))
+    const job = Job.make({ name: named("corruptStore"), fetch: f.fetch }).pipe(Job.withSchema({ value: Schema.String }))
     const decodeErrors = CacheStore.decodeErrors("redis")
     const logs = captureLogs()
     return Effect.gen(function*() {
@@ -210,10 +230,10 @@ describe.skipIf(!up)("RedisCacheStore", () => {
 
   it.live("an entry written before fingerprints (0.1) is a miss for a job with a value schema, never a hit of an old shape", () => {
     const at = prefix("legacy")
-    const job = Job.make({ name: "legacyPeople", fetch: (_: string) => Effect.succeed({ name: "new", age: 3 }) }).pipe(
+    const job = Job.make({ name: named("legacyPeople"), fetch: (_: string) => Effect.succeed({ name: "new", age: 3 }) }).pipe(
       Job.withSchema({ value: Schema.Struct({ name: Schema.String, age: Schema.Number }) })
     )
-    const sameShape = Job.make({ name: "legacyNames", fetch: (_: string) => Effect.succeed({ name: "new" }) }).pipe(
+    const sameShape = Job.make({ name: named("legacyNames"), fetch: (_: string) => Effect.succeed({ name: "new" }) }).pipe(
       Job.withSchema({ value: Schema.Struct({ name: Schema.String }) })
     )
     const legacy = JSON.stringify({ _tag: "Value", value: { name: "old" }, fetchedAt: Date.now(), expiresAt: Date.now() + 600_000 })
@@ -229,7 +249,7 @@ describe.skipIf(!up)("RedisCacheStore", () => {
 
   it.live("set, rawGet and delete keep the Entry shape, Pending markers included", () => {
     const at = prefix("shape")
-    const job = Job.make({ name: "shapeStore", fetch: (_: string) => Effect.succeed(1) })
+    const job = Job.make({ name: named("shapeStore"), fetch: (_: string) => Effect.succeed(1) })
     return Effect.gen(function*() {
       const redis = yield* CacheStore.CacheStore
       yield* redis.set(keyOf(job, "p"), Entry.pending(1234), Duration.minutes(1), undefined)
@@ -242,35 +262,149 @@ describe.skipIf(!up)("RedisCacheStore", () => {
     }).pipe(Effect.provide(store(at)))
   })
 
-  it.live("a client passed in is used and left open; one made from a URL is closed with the layer", () => {
+  it.live("tags: invalidating a tag makes its entries stale (served, refreshed), leaving others fresh; tag keys have no TTL, in one slot", () => {
+    const at = prefix("tags")
+    let fetches = 0
+    const job = Job.make({ name: named("taggedStore"), fetch: (id: number) => Effect.sync(() => ({ id, version: ++fetches })) }).pipe(
+      Job.withTags((id, value) => [`user:${id}`, `version:${value.version}`])
+    )
+    return Effect.gen(function*() {
+      yield* Job.get(job, 1)
+      yield* Job.get(job, 2)
+      yield* isStored(job, 1)
+      yield* isStored(job, 2)
+      expect((yield* Job.lookup(job, 1)).status).toBe("hit")
+      yield* Job.invalidateTags(job, ["user:1"])
+      expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 1 }, status: "stale", syncFetch: false })
+      expect((yield* Job.lookup(job, 2)).status).toBe("hit")
+      // The stale read queues its refresh after it answered.
+      yield* poll("the refresh is queued", 2_000, Effect.map(TestRefreshQueue.pending, (tasks) => tasks.length > 0 || undefined))
+      expect(yield* TestRefreshQueue.drain).toBe(1)
+      expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 3 }, status: "hit", syncFetch: undefined })
+      // The default store's accessor reaches the same tags.
+      yield* CacheStore.invalidateTags(["user:2"])
+      expect((yield* Job.lookup(job, 2)).status).toBe("stale")
+      // getMany checks tags too.
+      yield* Job.invalidateTags(job, ["version:3"])
+      expect(yield* Job.getMany(job, [1, 2])).toEqual([{ id: 1, version: 3 }, { id: 2, version: 2 }])
+      expect((yield* TestRefreshQueue.pending).length).toBeGreaterThanOrEqual(1)
+      // user:1, user:2, version:1, version:2, version:3 and the generation: kept without a
+      // TTL (they must outlive the entries), and in one slot (the scripts touch several).
+      const tags = (yield* Effect.promise(() => target.keys(raw, at))).filter((key) => key.startsWith(`${at}|tag:`))
+      expect(tags).toHaveLength(6)
+      expect(new Set(tags.map(calculateSlot)).size).toBe(1)
+      for (const key of tags) expect(yield* Effect.promise(() => raw.pttl(key))).toBe(-1)
+    }).pipe(Effect.provide(store(at)))
+  })
+
+  it.live("tags: a restarted process reads the tokens and the generation its entries recorded, and invalidates each of two tags", () => {
+    const at = prefix("tags-restart")
+    let fetches = 0
+    const job = Job.make({ name: named("taggedRestart"), fetch: (id: string) => Effect.sync(() => `${id}#${++fetches}`) }).pipe(
+      Job.withTags((id) => [`table:${id}`, "all"])
+    )
+    const generation = Effect.flatMap(CacheStore.CacheStore, (store) => store.tags!.generation)
+    return Effect.gen(function*() {
+      const before = yield* Effect.gen(function*() {
+        yield* CacheStore.invalidateTags(["warm-up"]) // the generation is then a token, not ""
+        yield* Job.get(job, "a")
+        yield* Job.get(job, "b")
+        yield* isStored(job, "a")
+        yield* isStored(job, "b")
+        return yield* generation
+      }).pipe(Effect.provide(store(at)))
+      expect(before).not.toBe("")
+      // A restart: another layer, another client; nothing is shared but Redis.
+      yield* Effect.gen(function*() {
+        expect(yield* generation).toBe(before)
+        expect((yield* Job.lookup(job, "a")).status).toBe("hit")
+        yield* CacheStore.invalidateTags(["table:a"])
+        expect(yield* generation).not.toBe(before)
+        expect((yield* Job.lookup(job, "a")).status).toBe("stale")
+        expect((yield* Job.lookup(job, "b")).status).toBe("hit")
+        yield* CacheStore.invalidateTags(["all"])
+        expect((yield* Job.lookup(job, "b")).status).toBe("stale")
+      }).pipe(Effect.provide(store(at)))
+      expect(fetches).toBe(2)
+    })
+  })
+
+  it.live("tags: a fetch that began before an invalidation of its tag stores an entry that is stale at once", () => {
+    const at = prefix("tags-race")
+    return Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
+      let fetches = 0
+      const job = Job.make({
+        name: named("taggedRaceStore"),
+        fetch: (_: string) =>
+          Effect.zipRight(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)), Effect.sync(() => ++fetches))
+      }).pipe(Job.withTags(() => ["table:users"]))
+      const read = yield* Effect.fork(Job.get(job, "k"))
+      yield* Deferred.await(started)
+      // A write to the table and its invalidation land while the fetch reads the old rows.
+      yield* CacheStore.invalidateTags(["table:users"])
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(read)).toBe(1)
+      yield* isStored(job, "k")
+      expect((yield* Job.lookup(job, "k")).status).toBe("stale")
+    }).pipe(Effect.provide(store(at)))
+  })
+
+  it.live("a client passed in is used and left open; one the layer makes is closed with the layer, near-cache connections too", () => {
     const at = prefix("client")
-    const client = rawClient()
-    const job = Job.make({ name: "clientStore", fetch: (n: number) => Effect.succeed(n) })
+    const client = onCluster ? new Cluster([...clusterNodes]) : new Redis(redisUrl)
+    const job = Job.make({ name: named("clientStore"), fetch: (n: number) => Effect.succeed(n) })
     const logs = captureLogs()
     return Effect.gen(function*() {
       yield* Job.set(job, 1, 1).pipe(Effect.provide(RedisCacheStore.layer({ client, prefix: at })), Effect.provide(logs.layer))
       expect(client.status).toBe("ready")
       // This one queues commands while Redis is down: reads would wait, and the layer says so.
-      expect(logs.lines.some((line) => line.startsWith("WARN") && line.includes("enableOfflineQueue: false"))).toBe(true)
+      const warning = logs.lines.find((line) => line.startsWith("WARN") && line.includes("enableOfflineQueue: false"))
+      expect(warning).toBeDefined()
+      if (onCluster) expect(warning).toContain("retryDelayOnFailover: 0")
       expect(yield* Effect.promise(() => client.exists(redisKey(at, job, 1)))).toBe(1)
       const name = `cbtest-${at}`
-      const clients = () => Effect.promise(() => raw.client("LIST") as Promise<string>)
+      const named = () =>
+        Effect.promise(async () => {
+          const lists = await Promise.all(target.servers(raw).map((server) => server.client("LIST") as Promise<string>))
+          return lists.join("\n").split("\n").filter((line) => line.includes(`name=${name} `)).length
+        })
+      const made: RedisCacheStore.Options = onCluster
+        ? { cluster: { nodes: clusterNodes, options: { redisOptions: { connectionName: name } } }, prefix: at, nearCache: { capacity: 10 } }
+        : { url: redisUrl, prefix: at, redisOptions: { connectionName: name }, nearCache: { capacity: 10 } }
       yield* Effect.scoped(
         Effect.gen(function*() {
-          yield* Layer.build(RedisCacheStore.layer({ url: redisUrl, prefix: at, redisOptions: { connectionName: name } }))
-          expect(yield* clients()).toContain(`name=${name}`)
+          yield* Layer.build(RedisCacheStore.layer(made))
+          // The store's connection(s) and the near cache's: a subscriber (and a tracker, on a cluster) per server.
+          yield* poll("the store's connections are up", 2_000, Effect.map(named(), (n) => (n >= (onCluster ? 6 : 2) ? n : undefined)))
         })
       )
-      yield* Effect.sleep("100 millis")
-      expect(yield* clients()).not.toContain(`name=${name}`)
+      yield* poll("every connection the layer made is closed", 2_000, Effect.map(named(), (n) => (n === 0 ? n : undefined)))
     }).pipe(Effect.ensuring(Effect.sync(() => client.disconnect())))
   })
+})
 
+describe("RedisCacheStore options", () => {
   it("refuses bad options at once, saying what was expected", () => {
     expect(() => RedisCacheStore.layer({ url: redisUrl, prefix: "" })).toThrow(/non-empty prefix|non-empty string/)
     expect(() => RedisCacheStore.layer({ url: "localhost:6379", prefix: "p" })).toThrow(/redis:\/\//)
-    const lazy = rawClient(true)
+    const lazy = new Redis(redisUrl, { lazyConnect: true })
     expect(() => RedisCacheStore.layer({ url: redisUrl, client: lazy, prefix: "p" } as any)).toThrow(/exactly one/)
     expect(() => RedisCacheStore.layer({ url: redisUrl, prefix: "p", commandTimeout: -1 })).toThrow(/commandTimeout/)
+  })
+
+  it("on a cluster: refuses a prefix with a brace, redisOptions beside cluster, and a cluster without nodes", () => {
+    const nodes = [...clusterNodes]
+    for (const prefix of ["{app}", "a{pp", "app}"]) {
+      expect(() => RedisCacheStore.layer({ cluster: { nodes }, prefix })).toThrow(/on a Redis Cluster the prefix may not contain "\{" or "\}"/)
+    }
+    const lazy = new Cluster(nodes, { lazyConnect: true })
+    expect(() => RedisCacheStore.layer({ client: lazy, prefix: "{app}" })).toThrow(/may not contain/)
+    // The same prefix is fine on one Redis, where hash tags mean nothing.
+    expect(() => RedisCacheStore.layer({ url: redisUrl, prefix: "{app}" })).not.toThrow()
+    expect(() => RedisCacheStore.layer({ cluster: { nodes }, prefix: "p", redisOptions: {} } as any)).toThrow(/cluster\.options\.redisOptions/)
+    expect(() => RedisCacheStore.layer({ cluster: { nodes: [] }, prefix: "p" })).toThrow(/at least one seed node/)
+    expect(() => RedisCacheStore.layer({ cluster: { nodes }, url: redisUrl, prefix: "p" } as any)).toThrow(/exactly one/)
   })
 })

@@ -1,9 +1,10 @@
 /**
  * One fetch of a key across processes (SPEC §9): `CacheStore.Service.claim` on Redis.
  *
- * A lock per key at `<prefix>|lock:<key>`, taken with a random token and a short TTL by a
- * script that also reads the entry (the taker reads it again after taking the lock: another
- * process may have stored it a moment before), renewed while its holder fetches and stores,
+ * A lock per key at `<prefix>|lock:<key>` (on a cluster `<prefix>|lock:{<key>}`, in the
+ * slot of its entry: `keys.ts`), taken with a random token and a short TTL by a script that
+ * also reads the entry (the taker reads it again after taking the lock: another process may
+ * have stored it a moment before), renewed while its holder fetches and stores,
  * released by a token-checked script: deleted once the value is stored, or replaced by a
  * mark `!<token>` when the fetch ended without a value. The processes that find it taken
  * wait for the value: woken by the tracking of the near cache when it is on (a change of the
@@ -18,18 +19,19 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import type { Claim, ClaimOptions } from "../../CacheStore.js"
 import type * as Entry from "../../Entry.js"
 import type { SchemaOf } from "../../internal/codec.js"
+import type { Layout } from "./keys.js"
 import * as Scripts from "./scripts.js"
 import type { Tracking } from "./tracking.js"
 import * as Wire from "./wire.js"
 
 export interface ClaimSettings {
-  readonly client: Redis
-  readonly entryAt: string
-  readonly lockAt: string
+  readonly client: Redis | Cluster
+  /** Where a key's entry and lock are. */
+  readonly layout: Layout
   /** The lock's TTL: what a holder that dies costs the others. */
   readonly ttl: number
   /** The store's command timeout. */
@@ -51,15 +53,15 @@ const lastPoll = 250
 const alone: Claim<never> = { _tag: "Alone" }
 
 export const make = (settings: ClaimSettings) => {
-  const { client, entryAt, lockAt, timeout, tracking, ttl } = settings
+  const { client, layout, timeout, tracking, ttl } = settings
   const command = (script: Scripts.Script, args: ReadonlyArray<string | number>) =>
     Effect.tryPromise(() => Scripts.run(client, script, args)).pipe(
       Effect.timeoutFail({ duration: Duration.millis(timeout), onTimeout: () => new Error("timed out") })
     )
 
   return <A>(key: string, schema: SchemaOf<A> | undefined, options: ClaimOptions<A>): Effect.Effect<Claim<A>> => {
-    const lock = lockAt + key
-    const entryKey = entryAt + key
+    const lock = layout.lock(key)
+    const entryKey = layout.entry(key)
     const token = randomUUID()
     const accepted = (text: unknown): Entry.Value<A> | undefined => {
       if (typeof text !== "string") return undefined
@@ -143,7 +145,8 @@ export const make = (settings: ClaimSettings) => {
       return Effect.raceFirst(woken, sleep)
     }
 
-    if (!settings.answering()) return Effect.succeed(alone)
+    // A key whose entry and lock are in two slots of a cluster cannot take a lock by script.
+    if (!settings.answering() || !layout.lockable(key)) return Effect.succeed(alone)
     return take.pipe(
       Effect.flatMap((taken) => taken._tag === "Held" ? wait(taken.holder, firstPoll) : Effect.succeed(taken)),
       Effect.orElseSucceed(() => alone as Claim<A>)

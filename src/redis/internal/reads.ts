@@ -1,4 +1,5 @@
-import type { Redis } from "ioredis"
+import calculateSlot from "cluster-key-slot"
+import type { Cluster, Redis } from "ioredis"
 
 /**
  * Single reads of one store share round trips. A read when none is in flight goes out at
@@ -11,6 +12,10 @@ import type { Redis } from "ioredis"
  * check per round trip rather than ioredis's `commandTimeout`, whose timer per command
  * costs a measurable share of sequential hits (BENCHMARKS.md).
  *
+ * On a Redis Cluster each master has its own round trips (a slow or failing master holds up
+ * only its own keys), and a round trip of many keys is one `MGET` per slot, pipelined per
+ * node (`readSlots`).
+ *
  * Written by hand: Effect's request batching groups the requests of one fiber's batched
  * region, not those of independent fibers (one per HTTP request), and ioredis's
  * auto-pipelining defers even a lone command to the next tick, which slows sequential
@@ -18,8 +23,15 @@ import type { Redis } from "ioredis"
  */
 export interface Reads {
   readonly get: (key: string, done: (error: unknown, text: string | null) => void) => void
-  /** Fails the round trip in flight if it has taken longer than the timeout. */
+  /** Reads `keys` now, in one round trip per node, outside the batches (`getMany`); fails if any key fails. */
+  readonly many: (keys: Array<string>, done: (error: unknown, texts: ReadonlyArray<string | null>) => void) => void
+  /** Fails the round trips in flight that have taken longer than the timeout. */
   readonly failOverdue: () => void
+}
+
+interface Options {
+  readonly timeout: number
+  readonly now: () => number
 }
 
 interface Waiting {
@@ -27,10 +39,57 @@ interface Waiting {
   readonly done: (error: unknown, text: string | null) => void
 }
 
-/** The most keys in one `MGET`: larger batches wait for the next round trip. */
+/** How a round trip answers: one error for all (`error`), or an error per key (`errors`, on a cluster). */
+type Answered = (
+  error: unknown,
+  texts: ReadonlyArray<string | null> | null | undefined,
+  errors?: ReadonlyArray<unknown>
+) => void
+
+/** Sends one round trip's keys. */
+type RoundTrip = (reads: ReadonlyArray<Waiting>, answered: Answered) => void
+
+/** The most keys in one round trip: larger batches wait for the next one. */
 const maxBatch = 512
 
-export const make = (client: Redis, options: { readonly timeout: number; readonly now: () => number }): Reads => {
+/** Reads on one Redis. */
+export const make = (client: Redis, options: Options): Reads => {
+  const batch = batched((reads, answered) => {
+    // Callbacks rather than promises: no extra hops on the way back.
+    if (reads.length === 1) client.get(reads[0]!.key, (error, text) => answered(error, [text ?? null]))
+    else client.mget(reads.map((read) => read.key), answered)
+  }, options)
+  return { get: batch.get, failOverdue: batch.failOverdue, many: (keys, done) => client.mget(keys, (error, texts) => done(error, texts ?? [])) }
+}
+
+/** Reads on a Redis Cluster: round trips per master, many keys one `MGET` per slot. */
+export const makeCluster = (cluster: Cluster, options: Options): Reads => {
+  const roundTrip: RoundTrip = (reads, answered) => {
+    if (reads.length === 1) cluster.get(reads[0]!.key, (error, text) => answered(error, [text ?? null]))
+    else readSlots(cluster, reads.map((read) => read.key), (texts, errors) => answered(undefined, texts, errors))
+  }
+  // By the master that served the key's slot when it was read. A batch whose slots moved
+  // meanwhile still reads right: `readSlots` groups by the slot map of its sending.
+  const byNode = new Map<string, ReturnType<typeof batched>>()
+  return {
+    get: (key, done) => {
+      const node = cluster.slots[calculateSlot(key)]?.[0] ?? ""
+      let batch = byNode.get(node)
+      if (batch === undefined) {
+        batch = batched(roundTrip, options)
+        byNode.set(node, batch)
+      }
+      batch.get(key, done)
+    },
+    many: (keys, done) =>
+      readSlots(cluster, keys, (texts, errors) => done(errors?.find((error) => error !== undefined), texts)),
+    failOverdue: () => {
+      for (const batch of byNode.values()) batch.failOverdue()
+    }
+  }
+}
+
+const batched = (roundTrip: RoundTrip, options: Options) => {
   let inFlight: { readonly reads: ReadonlyArray<Waiting>; readonly sentAt: number } | undefined
   let scheduled = false
   let waiting: Array<Waiting> = []
@@ -38,7 +97,12 @@ export const make = (client: Redis, options: { readonly timeout: number; readonl
     scheduled = false
     send()
   }
-  const settle = (reads: ReadonlyArray<Waiting>, error: unknown, texts: ReadonlyArray<string | null> | null | undefined) => {
+  const settle = (
+    reads: ReadonlyArray<Waiting>,
+    error: unknown,
+    texts: ReadonlyArray<string | null> | null | undefined,
+    errors: ReadonlyArray<unknown> | undefined
+  ) => {
     inFlight = undefined
     // Readers resumed at once read again at once: unless this was a lone reader with no
     // one waiting, hold every read until they all ran (the microtask queued after their
@@ -46,7 +110,11 @@ export const make = (client: Redis, options: { readonly timeout: number; readonl
     // groups leapfrog each other with a round trip each.
     const burst = !scheduled && (reads.length > 1 || waiting.length > 0)
     if (burst) scheduled = true
-    for (let i = 0; i < reads.length; i++) reads[i]!.done(error ?? undefined, texts?.[i] ?? null)
+    if (errors === undefined) {
+      for (let i = 0; i < reads.length; i++) reads[i]!.done(error ?? undefined, texts?.[i] ?? null)
+    } else {
+      for (let i = 0; i < reads.length; i++) reads[i]!.done(errors[i], texts?.[i] ?? null)
+    }
     if (burst) queueMicrotask(flush)
   }
   const send = () => {
@@ -56,25 +124,96 @@ export const make = (client: Redis, options: { readonly timeout: number; readonl
     const sent = { reads, sentAt: options.now() }
     inFlight = sent
     // An answer that comes after `failOverdue` failed the round trip is dropped.
-    const answered = (error: unknown, texts: ReadonlyArray<string | null> | null | undefined) => {
-      if (inFlight === sent) settle(reads, error, texts)
-    }
-    // Callbacks rather than promises: no extra hops on the way back.
-    if (reads.length === 1) {
-      client.get(reads[0]!.key, (error, text) => answered(error, [text ?? null]))
-    } else {
-      client.mget(reads.map((read) => read.key), answered)
-    }
+    roundTrip(reads, (error, texts, errors) => {
+      if (inFlight === sent) settle(reads, error, texts, errors)
+    })
   }
   return {
-    get: (key, done) => {
+    get: (key: string, done: Waiting["done"]) => {
       waiting.push({ key, done })
       if (!scheduled) send()
     },
     failOverdue: () => {
       if (inFlight !== undefined && options.now() - inFlight.sentAt > options.timeout) {
-        settle(inFlight.reads, new Error(`Redis did not answer within ${options.timeout} ms`), null)
+        settle(inFlight.reads, new Error(`Redis did not answer within ${options.timeout} ms`), null, undefined)
       }
     }
   }
 }
+
+/**
+ * Reads `keys` on a cluster, where one `MGET` may only name keys of one slot: one `MGET` per
+ * slot, the slots of each node in one pipeline, the nodes in parallel. Answers each key's
+ * text, and each key's error if any failed (`errors[i]`, undefined for those that did not).
+ *
+ * ioredis refuses a pipeline whose slots are not all on one node (the slot map changed since
+ * the grouping), and answers a command of a pipeline with the redirection of a slot being
+ * moved (`MOVED`, `ASK`, `TRYAGAIN` while its keys are split between two nodes): those slots
+ * are read again alone, as commands that ioredis redirects and retries itself.
+ */
+export const readSlots = (
+  cluster: Cluster,
+  keys: ReadonlyArray<string>,
+  done: (texts: Array<string | null>, errors: Array<unknown> | undefined) => void
+): void => {
+  const texts: Array<string | null> = new Array(keys.length).fill(null)
+  let errors: Array<unknown> | undefined
+  const fill = (slot: ReadonlyArray<number>, error: unknown, values: ReadonlyArray<string | null> | null | undefined) => {
+    for (let j = 0; j < slot.length; j++) {
+      if (error != null) (errors ??= new Array(keys.length))[slot[j]!] = error
+      else texts[slot[j]!] = values?.[j] ?? null
+    }
+  }
+  // One more than the commands in flight until all are sent, so that none finishes early.
+  let pending = 1
+  const finish = () => {
+    if (--pending === 0) done(texts, errors)
+  }
+  const alone = (slot: ReadonlyArray<number>) => {
+    pending++
+    cluster.mget(slot.map((i) => keys[i]!), (error, values) => {
+      fill(slot, error, values)
+      finish()
+    })
+  }
+  // The key indices of each slot, and the slots of each node group (master and replicas, as
+  // ioredis groups a pipeline).
+  const bySlot = new Map<number, Array<number>>()
+  for (let i = 0; i < keys.length; i++) {
+    const slot = calculateSlot(keys[i]!)
+    const indices = bySlot.get(slot)
+    if (indices === undefined) bySlot.set(slot, [i])
+    else indices.push(i)
+  }
+  const byNode = new Map<string, Array<Array<number>>>()
+  for (const [slot, indices] of bySlot) {
+    const node = cluster.slots[slot]?.join(";") ?? ""
+    const slots = byNode.get(node)
+    if (slots === undefined) byNode.set(node, [indices])
+    else slots.push(indices)
+  }
+  for (const slots of byNode.values()) {
+    if (slots.length === 1) {
+      alone(slots[0]!)
+      continue
+    }
+    pending++
+    const pipeline = cluster.pipeline()
+    for (const slot of slots) pipeline.mget(slot.map((i) => keys[i]!))
+    pipeline.exec((error, results) => {
+      if (error != null || results == null) {
+        for (const slot of slots) alone(slot)
+      } else {
+        for (let s = 0; s < slots.length; s++) {
+          const [failed, values] = results[s]!
+          if (failed != null && redirected(failed)) alone(slots[s]!)
+          else fill(slots[s]!, failed, values as ReadonlyArray<string | null>)
+        }
+      }
+      finish()
+    })
+  }
+  finish()
+}
+
+const redirected = (error: Error): boolean => /^(MOVED|ASK|TRYAGAIN) /.test(error.message)

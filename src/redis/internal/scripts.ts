@@ -1,9 +1,11 @@
 /**
  * The Lua scripts of the Redis store, and how they run: `EVALSHA`, and `EVAL` (which loads
- * the script) when Redis answers `NOSCRIPT` (a restarted or flushed server).
+ * the script) when Redis answers `NOSCRIPT` (a restarted or flushed server; on a cluster,
+ * each master the first time). On a cluster every key of one script must be in one slot
+ * (`keys.ts` lays out an entry and its lock so).
  */
 import { createHash } from "node:crypto"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 
 export interface Script {
   readonly lua: string
@@ -14,7 +16,7 @@ export interface Script {
 const script = (keys: number, lua: string): Script => ({ lua, keys, sha: createHash("sha1").update(lua).digest("hex") })
 
 /** Runs `script` with its keys then its arguments. */
-export const run = (client: Redis, which: Script, args: ReadonlyArray<string | number>): Promise<unknown> =>
+export const run = (client: Redis | Cluster, which: Script, args: ReadonlyArray<string | number>): Promise<unknown> =>
   client.evalsha(which.sha, which.keys, ...args).catch((error: unknown) =>
     error instanceof Error && error.message.startsWith("NOSCRIPT")
       ? client.eval(which.lua, which.keys, ...args)

@@ -3,14 +3,17 @@
  * invalidation; one more key, the generation, changes with every invalidation. The keys
  * have no TTL, so that they outlive the entries that recorded them (with a `volatile-*`
  * `maxmemory-policy` Redis evicts entries, which have one, and never tags); a tag that is
- * gone anyway only makes its entries stale. All of a prefix's tag keys share one hash tag,
- * so that the scripts touching several of them stay in one slot of a cluster.
+ * gone anyway only makes its entries stale. They live in Redis, so they outlive the
+ * processes too: a restarted process reads the tokens and generation its entries recorded.
+ * All of a prefix's tag keys share one hash tag (`keys.ts`), so that the scripts touching
+ * several of them stay in one slot of a cluster.
  */
 import { randomUUID } from "node:crypto"
 import * as Effect from "effect/Effect"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import type { Tags } from "../../CacheStore.js"
 import { StoreError } from "../../Errors.js"
+import type { Layout } from "./keys.js"
 
 /** Reads each tag's token, giving one to a tag without: `KEYS` the tags, `ARGV` fresh tokens. */
 const tokensOrCreate = `
@@ -32,10 +35,9 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS`
 
-export const make = (client: Redis, prefix: string, timeout: number): Tags => {
-  const slot = `{${prefix}:tags}`
-  const keyOf = (name: string) => `${prefix}:${slot}:${name}`
-  const generationKey = `${prefix}:${slot}`
+export const make = (client: Redis | Cluster, layout: Layout, timeout: number): Tags => {
+  const keyOf = layout.tag
+  const generationKey = layout.generation
   const run = <A>(operation: StoreError["operation"], what: string, command: () => Promise<A>) =>
     Effect.async<A, StoreError>((resume) => {
       command().then(

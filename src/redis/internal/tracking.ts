@@ -1,20 +1,28 @@
 /**
  * Keeps the near cache (`near.ts`) coherent with Redis by server-assisted client-side
- * caching (SPEC §8): the store's connection has `CLIENT TRACKING ON REDIRECT <id> BCAST
- * PREFIX <prefix>:` (and `<prefix>|`, where locks live), so that Redis sends every change of
- * a key under them, by any client, to a subscriber connection on `__redis__:invalidate`.
- * No bus of our own, and nothing to configure on the writers.
+ * caching (SPEC §8): a tracking connection has `CLIENT TRACKING ON REDIRECT <id> BCAST PREFIX
+ * <prefix>: PREFIX <prefix>|` (entries, and locks where they live), so that Redis sends every
+ * change of a key under them, by any client, to a subscriber connection on
+ * `__redis__:invalidate`. No bus of our own, and nothing to configure on the writers.
  *
- * A state machine written by hand, because it is driven by the events of two ioredis
- * connections and a liveness timer rather than by one effect:
+ * Tracking lives in each Redis server, so there is one link (a tracking connection and a
+ * subscriber) per server that holds keys: on one Redis, the store's own connection tracks;
+ * on a cluster, each master gets two connections of its own (Redis redirects invalidations
+ * only to a client of the same server), and the links follow the masters: a master that
+ * appears (a promoted replica) gets one, a master that is gone loses its own. Any move of a
+ * slot empties the near cache. The near cache answers only while every link is `up`.
+ *
+ * Each link is a state machine written by hand, because it is driven by the events of two
+ * ioredis connections and a liveness timer rather than by one effect:
  *
  * - `down`: the near cache is empty and bypassed. Both connections `ready` → `establishing`.
  * - `establishing`: read the subscriber's `CLIENT ID` (refused once it subscribes, so first),
  *   `SUBSCRIBE`, `TRACKING OFF` then `ON` (a second `ON` with the same prefix is refused),
- *   then write a sentinel key under the tracked prefix and wait for its invalidation: that
- *   proves the whole path. → `up`, unless a connection dropped meanwhile (then again).
- * - `up`: the near cache answers. A `PING` on the subscriber every `pingInterval`; a PONG
- *   proves every invalidation sent before it was read (same socket).
+ *   then write a sentinel key under the tracked prefix, on this server, and wait for its
+ *   invalidation: that proves the whole path. → `up`, unless a connection dropped meanwhile
+ *   (then again).
+ * - `up`: a `PING` on the subscriber every `pingInterval`; a PONG proves every invalidation
+ *   sent before it was read (same socket).
  * - `suspended`: a PING still unanswered at the next tick; empty and bypassed (staleness is
  *   bounded by about two intervals). Its late PONG → `up` again; none for `pingGiveUp` →
  *   the subscriber reconnects.
@@ -22,57 +30,80 @@
  *   A flush (a null payload) empties the cache and stays `up`.
  */
 import { randomUUID } from "node:crypto"
+import calculateSlot from "cluster-key-slot"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { describe } from "../../internal/describe.js"
+import type { Layout } from "./keys.js"
 import type { Near } from "./near.js"
 
 export interface Tracking {
   /**
    * Calls `wake` once, at the next change of the key's entry or lock seen through tracking
-   * (or a flush, or a lost connection); answers how to stop waiting.
+   * (or a flush, a lost connection, a move of slots); answers how to stop waiting.
    */
   readonly onChange: (key: string, wake: () => void) => () => void
 }
 
 export interface TrackingOptions {
-  /** The store's connection, whose key space is tracked. */
-  readonly client: Redis
-  /** A connection of its own for the invalidations, closed with the scope. */
-  readonly subscriber: Redis
   readonly near: Near
-  /** Where entries live (`<prefix>:`) and where locks and sentinels do (`<prefix>|`). */
-  readonly entryAt: string
-  readonly metaAt: string
-  readonly lockAt: string
+  readonly layout: Layout
   readonly pingInterval: number
   readonly pingGiveUp: number
+  readonly on: OneRedis | OnCluster
+}
+
+/** One Redis: the store's connection tracks, and a subscriber of its own. */
+export interface OneRedis {
+  readonly _tag: "Redis"
+  readonly client: Redis
+  /** Closed with the scope. */
+  readonly subscriber: Redis
   /** Whether the client is the caller's: tracking is turned off on it at the end. */
-  readonly ownClient: boolean
+  readonly callersClient: boolean
+}
+
+/** A cluster: a tracker and a subscriber per master, from `connect`, closed by tracking. */
+export interface OnCluster {
+  readonly _tag: "Cluster"
+  readonly cluster: Cluster
+  readonly connect: (host: string, port: number) => Redis
 }
 
 const channel = "__redis__:invalidate"
 
 type Phase = "down" | "establishing" | "up" | "suspended"
 
+/** Tracking on one server. */
+interface Link {
+  /** `host:port` on a cluster (ioredis's name of the node), `Redis` on one Redis. */
+  readonly node: string
+  readonly tracker: Redis
+  readonly subscriber: Redis
+  phase: Phase
+  /** The subscriber's id while it is subscribed. */
+  subscriberId: number | undefined
+  /** Bumped by every lost connection: an establishment that saw it move starts again. */
+  drops: number
+  establishing: boolean
+  again: boolean
+  pingSentAt: number | undefined
+  /** Removed (its master is gone, or the store closed): its events are ignored. */
+  gone: boolean
+  readonly detach: () => void
+}
+
 export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, Scope.Scope> =>
   Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-    const { client, entryAt, lockAt, metaAt, near, subscriber } = options
+    const { layout, near, on } = options
     const fork = Runtime.runFork(runtime)
-    let phase: Phase = "down"
+    const links = new Map<string, Link>()
     let closed = false
-    /** The subscriber's id while it is subscribed. */
-    let subscriberId: number | undefined
-    /** Bumped by every lost connection: an establishment that saw it move starts again. */
-    let drops = 0
-    let establishing = false
-    let again = false
-    let pingSentAt: number | undefined
     const sentinels = new Map<string, () => void>()
     const waiting = new Map<string, Set<() => void>>()
 
@@ -85,11 +116,16 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
     const wakeAll = () => {
       for (const key of Array.from(waiting.keys())) wake(key)
     }
-    const down = (why: string) => {
-      drops++
-      pingSentAt = undefined
-      if (phase === "up" || phase === "suspended") fork(Effect.logDebug(`cacheback: near cache bypassed: ${why}`))
-      if (phase !== "establishing") phase = "down"
+    const allUp = () => {
+      if (closed || links.size === 0) return false
+      for (const link of links.values()) if (link.phase !== "up") return false
+      return true
+    }
+    const down = (link: Link, why: string) => {
+      link.drops++
+      link.pingSentAt = undefined
+      if (link.phase === "up" || link.phase === "suspended") fork(Effect.logDebug(`cacheback: near cache bypassed: ${why}`))
+      if (link.phase !== "establishing") link.phase = "down"
       near.close()
       wakeAll()
     }
@@ -106,152 +142,260 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
       for (const raw of payload) {
         // `messageBuffer`, not `message`: the latter joins the keys with commas.
         const key = String(raw)
-        if (key.startsWith(entryAt)) {
-          const stored = key.slice(entryAt.length)
-          near.invalidate(stored)
-          wake(stored)
-        } else if (key.startsWith(lockAt)) {
-          wake(key.slice(lockAt.length))
-        } else {
-          sentinels.get(key)?.()
+        const entry = layout.ofEntry(key)
+        if (entry !== undefined) {
+          near.invalidate(entry)
+          wake(entry)
+          continue
         }
+        const locked = layout.ofLock(key)
+        if (locked !== undefined) wake(locked)
+        else sentinels.get(key)?.()
       }
     }
 
     const call = (connection: Redis, ...args: Array<string | number>) =>
       Effect.tryPromise(() => connection.call("CLIENT", ...args))
 
-    const establish = Effect.gen(function*() {
-      const seen = drops
-      if (subscriberId === undefined) {
-        const id = Number(yield* call(subscriber, "ID"))
-        yield* Effect.tryPromise(() => subscriber.subscribe(channel))
-        subscriberId = id
-      }
-      yield* call(client, "TRACKING", "OFF")
-      yield* call(client, "TRACKING", "ON", "REDIRECT", subscriberId, "BCAST", "PREFIX", entryAt, "PREFIX", metaAt)
-      // A write under the tracked prefix must come back as an invalidation.
-      const sentinel = `${metaAt}near:${randomUUID()}`
-      const echoed = yield* Deferred.make<void>()
-      sentinels.set(sentinel, () => Deferred.unsafeDone(echoed, Effect.void))
-      yield* Effect.tryPromise(() => client.set(sentinel, "1", "PX", 5_000)).pipe(
-        Effect.zipRight(Deferred.await(echoed).pipe(
-          Effect.timeoutFail({ duration: Duration.seconds(1), onTimeout: () => new Error("the sentinel's invalidation did not come within 1 s") })
-        )),
-        Effect.ensuring(Effect.sync(() => sentinels.delete(sentinel)))
-      )
-      if (seen !== drops || closed) return yield* Effect.fail(new Error("a connection dropped meanwhile"))
-      phase = "up"
-      near.open()
-      yield* Effect.logDebug(`cacheback: near cache on (invalidations to client ${subscriberId})`)
-    })
+    const establish = (link: Link) =>
+      Effect.gen(function*() {
+        const seen = link.drops
+        const { subscriber, tracker } = link
+        if (link.subscriberId === undefined) {
+          const id = Number(yield* call(subscriber, "ID"))
+          yield* Effect.tryPromise(() => subscriber.subscribe(channel))
+          link.subscriberId = id
+        }
+        yield* call(tracker, "TRACKING", "OFF")
+        yield* call(tracker, "TRACKING", "ON", "REDIRECT", link.subscriberId, "BCAST", "PREFIX", layout.entryAt, "PREFIX", layout.metaAt)
+        // A write under the tracked prefix, on this server, must come back as an invalidation.
+        const sentinel = sentinelOn(link)
+        if (sentinel === undefined) return yield* Effect.fail(new Error(`${link.node} serves no slot`))
+        const echoed = yield* Deferred.make<void>()
+        sentinels.set(sentinel, () => Deferred.unsafeDone(echoed, Effect.void))
+        yield* Effect.tryPromise(() => tracker.set(sentinel, "1", "PX", 5_000)).pipe(
+          Effect.zipRight(Deferred.await(echoed).pipe(
+            Effect.timeoutFail({ duration: Duration.seconds(1), onTimeout: () => new Error("the sentinel's invalidation did not come within 1 s") })
+          )),
+          Effect.ensuring(Effect.sync(() => sentinels.delete(sentinel)))
+        )
+        if (seen !== link.drops || closed || link.gone) return yield* Effect.fail(new Error("a connection dropped meanwhile"))
+        link.phase = "up"
+        if (allUp()) near.open()
+        yield* Effect.logDebug(`cacheback: near cache tracks ${link.node} (invalidations to client ${link.subscriberId})`)
+      })
 
-    const bothReady = () => !closed && client.status === "ready" && subscriber.status === "ready"
+    const bothReady = (link: Link) =>
+      !closed && !link.gone && link.tracker.status === "ready" && link.subscriber.status === "ready"
 
-    /** Establishes tracking when both connections are ready, one attempt at a time; retries a failed one. */
-    const ensure = () => {
-      if (establishing) {
-        again = true
+    /** Establishes a link when both its connections are ready, one attempt at a time; retries a failed one. */
+    const ensure = (link: Link) => {
+      if (link.establishing) {
+        link.again = true
         return
       }
-      if (!bothReady()) return
-      establishing = true
-      phase = "establishing"
+      if (!bothReady(link)) return
+      link.establishing = true
+      link.phase = "establishing"
       near.close()
       fork(
-        establish.pipe(
+        establish(link).pipe(
           Effect.catchAll((error) =>
             Effect.zipRight(
               Effect.logDebug(`cacheback: near cache not on yet: ${describe(error)}; trying again`),
-              Effect.zipRight(Effect.sleep(Duration.millis(200)), Effect.sync(() => (again = true)))
+              Effect.zipRight(Effect.sleep(Duration.millis(200)), Effect.sync(() => (link.again = true)))
             )
           ),
           Effect.ensuring(Effect.sync(() => {
-            establishing = false
-            if (phase === "establishing") phase = "down"
-            if (again) {
-              again = false
-              ensure()
+            link.establishing = false
+            if (link.phase === "establishing") link.phase = "down"
+            if (link.again) {
+              link.again = false
+              ensure(link)
             }
           }))
         )
       )
     }
 
-    const onSubscriberClose = () => {
-      subscriberId = undefined
-      down("the invalidation subscriber's connection closed")
-    }
-    const onClientClose = () => down("the store's connection closed, and tracking with it")
-
-    const tick = (now: number) => {
-      if (phase !== "up" && phase !== "suspended") return
-      if (pingSentAt !== undefined) {
-        if (phase === "up") {
-          phase = "suspended"
+    const tick = (link: Link, now: number) => {
+      if (link.phase !== "up" && link.phase !== "suspended") return
+      const { subscriber } = link
+      if (link.pingSentAt !== undefined) {
+        if (link.phase === "up") {
+          link.phase = "suspended"
           near.close()
           fork(Effect.logDebug("cacheback: near cache bypassed: the invalidation subscriber is late to answer PING"))
         }
-        if (now - pingSentAt > options.pingGiveUp) {
-          pingSentAt = undefined
+        if (now - link.pingSentAt > options.pingGiveUp) {
+          link.pingSentAt = undefined
           subscriber.disconnect(true)
         }
         return
       }
       const sent = now
-      pingSentAt = sent
+      link.pingSentAt = sent
       subscriber.ping((error) => {
-        if (pingSentAt !== sent) return
-        pingSentAt = undefined
-        if (error == null && phase === "suspended") {
-          phase = "up"
-          near.open()
+        if (link.pingSentAt !== sent) return
+        link.pingSentAt = undefined
+        if (error == null && link.phase === "suspended") {
+          link.phase = "up"
+          if (allUp()) near.open()
         }
       })
     }
 
+    /** A link over two connections to one server, listening to them until removed. */
+    const link = (node: string, tracker: Redis, subscriber: Redis, trackerIs: string): Link => {
+      const self: Link = {
+        node,
+        tracker,
+        subscriber,
+        phase: "down",
+        subscriberId: undefined,
+        drops: 0,
+        establishing: false,
+        again: false,
+        pingSentAt: undefined,
+        gone: false,
+        detach: () => {
+          subscriber.off("messageBuffer", onMessage)
+          subscriber.off("close", onSubscriberClose)
+          tracker.off("close", onTrackerClose)
+          subscriber.off("ready", onReady)
+          tracker.off("ready", onReady)
+        }
+      }
+      const onSubscriberClose = () => {
+        self.subscriberId = undefined
+        down(self, "the invalidation subscriber's connection closed")
+      }
+      const onTrackerClose = () => down(self, `${trackerIs} closed, and tracking with it`)
+      const onReady = () => ensure(self)
+      subscriber.on("messageBuffer", onMessage)
+      subscriber.on("close", onSubscriberClose)
+      tracker.on("close", onTrackerClose)
+      subscriber.on("ready", onReady)
+      tracker.on("ready", onReady)
+      links.set(node, self)
+      return self
+    }
+
+    /** The master of each slot of the cluster, as last seen. */
+    let owners: ReadonlyArray<string | undefined> = []
+    const sentinelOn = (link: Link): string | undefined => {
+      if (on._tag === "Redis") return `${layout.metaAt}near:${randomUUID()}`
+      const slot = owners.indexOf(link.node)
+      return slot < 0 ? undefined : `${layout.metaAt}near:{${tagOf(slot)}}:${randomUUID()}`
+    }
+
+    const ticks = Effect.repeat(
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          for (const each of links.values()) tick(each, now)
+        })
+      ),
+      Schedule.spaced(Duration.millis(options.pingInterval))
+    )
+
+    if (on._tag === "Redis") {
+      const { client, subscriber } = on
+      return Effect.acquireRelease(
+        Effect.sync(() => ensure(link("Redis", client, subscriber, "the store's connection"))),
+        () =>
+          Effect.sync(() => {
+            closed = true
+            near.close()
+            wakeAll()
+            for (const each of links.values()) each.detach()
+            subscriber.disconnect()
+            // A client of the caller's goes on without our tracking.
+            if (on.callersClient && client.status === "ready") client.call("CLIENT", "TRACKING", "OFF").catch(() => {})
+          })
+      ).pipe(Effect.zipRight(Effect.forkScoped(ticks)), Effect.as(tracking(waiting)))
+    }
+
+    const { cluster } = on
+    const remove = (each: Link) => {
+      each.gone = true
+      each.detach()
+      links.delete(each.node)
+      each.tracker.disconnect()
+      each.subscriber.disconnect()
+    }
+    /**
+     * Follows the cluster's slot map, which ioredis refreshes when it meets a redirection, a
+     * node it cannot reach, and periodically when told to: a link per master that serves
+     * slots, and the near cache emptied when any slot changed hands.
+     */
+    const follow = () => {
+      if (closed || cluster.status !== "ready") return
+      const next: Array<string | undefined> = new Array(16384)
+      for (let slot = 0; slot < 16384; slot++) next[slot] = cluster.slots[slot]?.[0]
+      const moved = owners.length > 0 && next.some((node, slot) => node !== owners[slot])
+      owners = next
+      if (moved) {
+        near.empty()
+        wakeAll()
+        fork(Effect.logDebug("cacheback: near cache emptied: slots of the cluster moved"))
+      }
+      const masters = new Set<string>()
+      for (const node of next) if (node !== undefined) masters.add(node)
+      for (const each of Array.from(links.values())) {
+        if (!masters.has(each.node)) remove(each)
+      }
+      for (const node of masters) {
+        if (links.has(node)) continue
+        const colon = node.lastIndexOf(":")
+        const host = node.slice(0, colon)
+        const port = Number(node.slice(colon + 1))
+        near.close()
+        ensure(link(node, on.connect(host, port), on.connect(host, port), `the tracking connection to ${node}`))
+      }
+    }
     return Effect.acquireRelease(
       Effect.sync(() => {
-        subscriber.on("messageBuffer", onMessage)
-        subscriber.on("close", onSubscriberClose)
-        client.on("close", onClientClose)
-        subscriber.on("ready", ensure)
-        client.on("ready", ensure)
-        ensure()
+        cluster.on("refresh", follow)
+        cluster.on("ready", follow)
+        follow()
       }),
       () =>
         Effect.sync(() => {
           closed = true
           near.close()
           wakeAll()
-          subscriber.off("messageBuffer", onMessage)
-          subscriber.off("close", onSubscriberClose)
-          client.off("close", onClientClose)
-          subscriber.off("ready", ensure)
-          client.off("ready", ensure)
-          subscriber.disconnect()
-          // A client of the caller's goes on without our tracking.
-          if (!options.ownClient && client.status === "ready") client.call("CLIENT", "TRACKING", "OFF").catch(() => {})
+          cluster.off("refresh", follow)
+          cluster.off("ready", follow)
+          for (const each of Array.from(links.values())) remove(each)
         })
-    ).pipe(
-      Effect.zipRight(Effect.forkScoped(Effect.repeat(
-        Effect.clockWith((clock) => Effect.sync(() => tick(clock.unsafeCurrentTimeMillis()))),
-        Schedule.spaced(Duration.millis(options.pingInterval))
-      ))),
-      Effect.as<Tracking>({
-        onChange: (key, done) => {
-          let wakes = waiting.get(key)
-          if (wakes === undefined) {
-            wakes = new Set()
-            waiting.set(key, wakes)
-          }
-          wakes.add(done)
-          const registered = wakes
-          return () => {
-            registered.delete(done)
-            if (registered.size === 0 && waiting.get(key) === registered) waiting.delete(key)
-          }
-        }
-      })
-    )
+    ).pipe(Effect.zipRight(Effect.forkScoped(ticks)), Effect.as(tracking(waiting)))
   })
+
+const tracking = (waiting: Map<string, Set<() => void>>): Tracking => ({
+  onChange: (key, done) => {
+    let wakes = waiting.get(key)
+    if (wakes === undefined) {
+      wakes = new Set()
+      waiting.set(key, wakes)
+    }
+    wakes.add(done)
+    const registered = wakes
+    return () => {
+      registered.delete(done)
+      if (registered.size === 0 && waiting.get(key) === registered) waiting.delete(key)
+    }
+  }
+})
+
+/** A hash tag of slot `slot`: the first decimal number that hashes to it (each slot has one below 110,000). */
+/** A link writes its sentinel in the first slot its master serves. */
+const tagOf = (slot: number): string => {
+  let tag = tags.get(slot)
+  if (tag === undefined) {
+    for (let i = 0; tag === undefined; i++) if (calculateSlot(String(i)) === slot) tag = String(i)
+    tags.set(slot, tag)
+  }
+  return tag
+}
+const tags = new Map<number, string>()
