@@ -1,18 +1,25 @@
 /**
  * One fetch across processes (SPEC §9, issue 11 point 2), with four reader processes on the
- * real Redis: a lock per key elects one fetcher, the others wait for its value. The
- * processes share nothing but Redis. The SIGKILL test runs last: it ends one of them.
+ * real Redis, and on the local Redis Cluster (SPEC §11): a lock per key elects one fetcher,
+ * the others wait for its value. The processes share nothing but Redis. The SIGKILL test
+ * runs last: it ends one of them.
  */
+import calculateSlot from "cluster-key-slot"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { redisUrl, requireService } from "../support/services.js"
-import { cleanUp, eventually, rawClient, unique } from "./fixtures/redis.js"
+import { clusterNodes, redisUrl, requireService } from "../support/services.js"
+import { cleanUp, eventually, keyOf, rawClient, unique } from "./fixtures/redis.js"
+import { shared } from "./fixtures/store-jobs.js"
 import { endStoreHost, type Result, spawnStoreHost, type StoreHost } from "./fixtures/store-hosts.js"
+import * as Targets from "./fixtures/targets.js"
 
 const up = await requireService("redis")
+const onCluster = (await Targets.targets()).find((target) => target.name === "a Redis Cluster")!
 
 describe.skipIf(!up)("one fetch across processes", () => {
   const raw = rawClient()
   const prefixes: Array<string> = []
+  const clusterPrefixes: Array<string> = []
+  const clusterRaw = onCluster.up ? onCluster.raw() : undefined
   let hosts: ReadonlyArray<StoreHost> = []
 
   beforeAll(async () => {
@@ -22,6 +29,7 @@ describe.skipIf(!up)("one fetch across processes", () => {
     await Promise.all(hosts.map(endStoreHost))
     await cleanUp(raw, prefixes, [])
     raw.disconnect()
+    if (clusterRaw !== undefined) await Targets.cleanUp(onCluster, clusterRaw, clusterPrefixes, [])
   }, 30_000)
   beforeEach(({ onTestFailed }) => {
     onTestFailed(() => {
@@ -31,14 +39,14 @@ describe.skipIf(!up)("one fetch across processes", () => {
 
   const openAll = async (
     label: string,
-    options: { url?: string; lockTtl?: number; near?: { capacity: number } } = {},
+    options: { url?: string; cluster?: boolean; lockTtl?: number; near?: { capacity: number } } = {},
     among = hosts
   ) => {
     const prefix = unique(label)
-    prefixes.push(prefix)
+    ;(options.cluster ? clusterPrefixes : prefixes).push(prefix)
     await Promise.all(among.map((host) =>
       host.open({
-        url: options.url ?? redisUrl,
+        ...(options.cluster ? { cluster: clusterNodes } : { url: options.url ?? redisUrl }),
         prefix,
         ...(options.lockTtl ? { lockTtl: options.lockTtl } : {}),
         ...(options.near ? { near: options.near } : {})
@@ -67,6 +75,33 @@ describe.skipIf(!up)("one fetch across processes", () => {
     expect(results.filter((result) => !result.ok)).toEqual([])
     expect(fetchesOf(input)).toHaveLength(1)
     expect(new Set(results.map((result) => result.value!.by)).size).toBe(1)
+  }, 30_000)
+
+  it.skipIf(!onCluster.up)("on a Redis Cluster: 4 processes × 250 concurrent reads of a cold key, one fetch; its lock is in its entry's slot", async () => {
+    const prefix = await openAll("cluster-cold", { cluster: true })
+    const input = `cluster-cold-${unique("k")}@500`
+    const asked = Promise.all(hosts.map((host) => host.get("shared", input, 250)))
+    // While the fetch runs, its lock is held: at <prefix>|lock:{<key>}, in the slot of <prefix>:{<key>}.
+    const key = keyOf(shared, input)
+    const lock = await eventually("the fetch lock is taken", 5_000, async () =>
+      (await onCluster.keys(clusterRaw!, prefix)).find((found) => found.startsWith(`${prefix}|lock:`)))
+    expect(lock).toBe(`${prefix}|lock:{${key}}`)
+    expect(calculateSlot(lock)).toBe(calculateSlot(onCluster.entryKey(prefix, key)))
+    const results = (await asked).flat()
+    expect(results).toHaveLength(1_000)
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    expect(fetchesOf(input)).toHaveLength(1)
+    expect(new Set(results.map((result) => result.value!.by))).toEqual(new Set([fetchesOf(input)[0]!.by]))
+    expect(await clusterRaw!.exists(onCluster.entryKey(prefix, key))).toBe(1)
+  }, 30_000)
+
+  it.skipIf(!onCluster.up)("on a Redis Cluster with near caches on (tracking every master): one fetch for 4 × 250 reads of each of 6 keys", async () => {
+    await openAll("cluster-near", { cluster: true, near: { capacity: 100 } })
+    await new Promise((resolve) => setTimeout(resolve, 500)) // tracking confirmed on every master
+    const inputs = Array.from({ length: 6 }, () => `cluster-near-${unique("k")}@300`)
+    const results = (await Promise.all(inputs.flatMap((input) => hosts.map((host) => host.get("shared", input, 250))))).flat()
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    for (const input of inputs) expect(fetchesOf(input)).toHaveLength(1)
   }, 30_000)
 
   it("Job.withSingleFlight(\"process\"): each process fetches once, with no lock", async () => {
