@@ -76,7 +76,10 @@ export type Options =
      * attempts while Redis is unreachable. Default 500 milliseconds.
      */
     readonly reconnectDelay?: Duration.DurationInput
-    /** For a client made from `url`: more ioredis options (TLS, credentials, …). For a cluster: `cluster.options.redisOptions`. */
+    /**
+     * For a client made from `url`: more ioredis options (TLS, credentials, …). For a
+     * cluster they go in `cluster.options.redisOptions`.
+     */
     readonly redisOptions?: RedisOptions
     /**
      * Keeps recently read entries in process memory in front of Redis (SPEC §8): at most
@@ -505,10 +508,8 @@ const validate = (options: Options): Settings => {
       `${where}: expected cluster to be { nodes, options? } with at least one seed node, e.g. { nodes: [{ host: "127.0.0.1", port: 7000 }] }`
     )
   }
-  if (options.redisOptions !== undefined && url === undefined) {
-    throw new TypeError(
-      `${where}: redisOptions apply to a client made from url; for a cluster give them as cluster.options.redisOptions`
-    )
+  if (options.redisOptions !== undefined && cluster !== undefined) {
+    throw new TypeError(`${where}: redisOptions apply to a client made from url; for a cluster give them as cluster.options.redisOptions`)
   }
   const problem = cluster !== undefined || client instanceof Cluster ? Keys.clusterPrefixProblem(prefix) : undefined
   if (problem !== undefined) throw new TypeError(`${where}: ${problem}`)
