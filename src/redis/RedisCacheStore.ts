@@ -33,7 +33,7 @@ import type { SchemaOf } from "../internal/codec.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import { isClusterConnection } from "./internal/bullConnection.js"
 import * as Claims from "./internal/claims.js"
-import { firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
+import { firstClusterConnection, firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
 import * as Keys from "./internal/keys.js"
 import { Near, type Ticket } from "./internal/near.js"
 import * as Reads from "./internal/reads.js"
@@ -139,7 +139,9 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     : options.cluster !== undefined
     ? connectCluster(options.cluster, settings)
     : connect(options.url, settings)
-  return Effect.flatMap(Effect.zip(client, Effect.clock), ([client, clock]) => {
+  // A cluster's nodes are connected now, its own or the caller's (firstClusterConnection says why).
+  const ready = Effect.tap(client, (client) => client instanceof Cluster ? firstClusterConnection(client) : Effect.void)
+  return Effect.flatMap(Effect.zip(ready, Effect.clock), ([client, clock]) => {
     const layout = client instanceof Cluster ? Keys.cluster(settings.prefix) : Keys.oneRedis(settings.prefix)
     const near = settings.nearCache === undefined ? undefined : new Near(settings.nearCache.capacity, settings.nearCache.maxBytes)
     const tracking = near === undefined ? Effect.succeed(undefined) : Tracking.start({
@@ -422,8 +424,7 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
  */
 const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.Effect<Cluster, never, Scope.Scope> => {
   const options = cluster.options ?? {}
-  return Effect.tap(
-    Effect.acquireRelease(
+  return Effect.acquireRelease(
       Effect.sync(() =>
         neverThrow(new Cluster([...cluster.nodes], {
           enableOfflineQueue: false,
@@ -439,9 +440,7 @@ const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.
           }
         }))
       ),
-      (client) => Effect.sync(() => client.disconnect())
-    ),
-    firstConnection
+    (client) => Effect.sync(() => client.disconnect())
   )
 }
 

@@ -337,7 +337,8 @@ const handle = <R>(task: BullJob, worker: TaskData.Worker, queue: string): Effec
   }
   const { input, job, key, requestSpan } = decoded.right
   const attempt = task.attemptsMade + 1
-  const attempts = task.opts.attempts ?? 1
+  // A task added without attempts has 0 (BullMQ runs it once).
+  const attempts = Math.max(1, task.opts.attempts ?? 1)
   return Effect.gen(function*() {
     const began = yield* Clock.currentTimeMillis
     const exit = yield* Effect.exit(Job.refreshTask(job, input, key))

@@ -351,6 +351,22 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
     }).pipe(Effect.provide(store(at)))
   })
 
+  it.live("the first commands after the layer is built, many at once on every master, all succeed (each node connected before)", () => {
+    const at = prefix("first")
+    // On a cluster ioredis connects a node on its first command and, without an offline
+    // queue, failed every other command sent while that connection was being made.
+    const keys = Array.from({ length: 30 }, (_, i) => `first-${i}`)
+    return Effect.gen(function*() {
+      const redis = yield* CacheStore.CacheStore
+      const written = yield* Effect.forEach(keys, (key) => Effect.either(redis.set(key, Entry.pending(1), Duration.minutes(1), undefined)), {
+        concurrency: "unbounded"
+      })
+      expect(written.filter((write) => write._tag === "Left")).toEqual([])
+      const read = yield* Effect.forEach(keys, (key) => redis.get(key, undefined), { concurrency: "unbounded" })
+      expect(read.every(Option.isSome)).toBe(true)
+    }).pipe(Effect.provide(store(at)))
+  })
+
   it.live("a client passed in is used and left open; one the layer makes is closed with the layer, near-cache connections too", () => {
     const at = prefix("client")
     const client = onCluster ? new Cluster([...clusterNodes]) : new Redis(redisUrl)

@@ -3,7 +3,7 @@ import type { ConnectionOptions } from "bullmq"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
-import { firstConnection, neverThrow, retryStrategy, watch } from "./connection.js"
+import { firstClusterConnection, firstConnection, neverThrow, retryStrategy, watch } from "./connection.js"
 
 /**
  * The seed nodes of a Redis Cluster and ioredis's `Cluster` options, from which the layer
@@ -64,7 +64,11 @@ const open = (
       Effect.sync(() => neverThrow(create())),
       (client) => Effect.sync(() => client.disconnect())
     ),
-    (client) => Effect.zipRight(watch(client, what, meanwhile), firstConnection(client))
+    (client) =>
+      Effect.zipRight(
+        watch(client, what, meanwhile),
+        client instanceof Cluster ? firstClusterConnection(client) : firstConnection(client)
+      )
   )
 
 /**

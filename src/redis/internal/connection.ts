@@ -76,6 +76,39 @@ export const firstConnection = (client: EventEmitter & { readonly status: string
   )
 
 /**
+ * For a Cluster with no offline queue, whose layer waits for its first connection: connects
+ * each node as soon as ioredis adds one (ioredis connects a node lazily, on its first
+ * command, and while that connection is being made it fails every other command to the
+ * node with "Connection is closed", so the first concurrent reads and writes after start-up
+ * or after a failover failed), and waits within the same 2 seconds for the masters too.
+ */
+export const firstClusterConnection = (
+  cluster: EventEmitter & { readonly status: string; nodes(role: "all" | "master"): ReadonlyArray<Node> }
+): Effect.Effect<void, never, Scope.Scope> => {
+  const connectNode = (node: Node) => {
+    if (node.status === "wait") node.connect().catch(ignore)
+  }
+  return Effect.zipRight(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        cluster.on("+node", connectNode)
+        cluster.nodes("all").forEach(connectNode)
+      }),
+      () => Effect.sync(() => cluster.off("+node", connectNode))
+    ),
+    Effect.timeoutOption(
+      Effect.zipRight(
+        firstConnection(cluster),
+        Effect.suspend(() => Effect.forEach(cluster.nodes("master"), firstConnection, { concurrency: "unbounded", discard: true }))
+      ),
+      "2 seconds"
+    )
+  )
+}
+
+type Node = EventEmitter & { readonly status: string; connect(): Promise<void> }
+
+/**
  * Redis reconnection delays: quick at first, then every `max` ms, so that a cache is back
  * within about `max` of Redis coming back. ioredis's default waits up to 2 s, BullMQ's up to
  * 20 s.
