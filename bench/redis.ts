@@ -108,6 +108,41 @@ const hitsOf = (job: ProfileJob, label: string) => Effect.gen(function*() {
 
 const hits = Effect.zipRight(hitsOf(job, ""), hitsOf(schemaJob, ", 4-field value schema"))
 
+/**
+ * A tagged hit against an untagged one on Redis (the tag check's cost, SPEC §10): the tags'
+ * tokens are one more round trip, sequentially; in flight, the checks share round trips
+ * with the other reads.
+ */
+const taggedHits = Effect.gen(function*() {
+  const tagged = Job.make({ name: "bench.redis.tagged", fetch: (key: string) => Effect.succeed(profile(key)) }).pipe(
+    Job.withTags((key) => [`user:${key}`, "users"])
+  )
+  yield* Effect.forEach(keys, (key) => Effect.zipRight(Job.set(job, key, profile(key)), Job.set(tagged, key, profile(key))), {
+    discard: true,
+    concurrency: 64
+  })
+  const sequential = 20_000
+  const loop = (which: typeof job) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < sequential; i++) yield* Job.get(which, keys[i % keys.length]!)
+    })
+  const one = yield* compare({ ops: sequential, ours: loop(tagged), baseline: loop(job) })
+  ratioRow("tagged hit (2 tags), sequential: vs an untagged hit (one round trip more)", one.ours, one.baseline, 0.4)
+  const inFlight = 100_000
+  const reading = (which: typeof job) =>
+    Effect.suspend(() => {
+      let next = 0
+      const reader = Effect.whileLoop({
+        while: () => next < inFlight,
+        body: () => Job.get(which, keys[next++ % keys.length]!),
+        step: () => {}
+      })
+      return Effect.all(Array.from({ length: 64 }, () => reader), { concurrency: "unbounded", discard: true })
+    })
+  const many = yield* compare({ ops: inFlight, ours: reading(tagged), baseline: reading(job) })
+  ratioRow("tagged hits (2 tags), 64 in flight: vs untagged hits (checks batched with reads)", many.ours, many.baseline, 0.4)
+})
+
 // Jobs whose refreshes go to BullMQ need an input schema (without one the enqueue is
 // refused and the read refreshes synchronously).
 const staleJob = Job.make({ name: "bench.bull", fetch: (_: string) => Effect.succeed(1) }).pipe(
@@ -163,6 +198,7 @@ const queueName = `bench-${process.pid}`
 
 export const redis = Effect.gen(function*() {
   yield* hits
+  yield* taggedHits
   yield* Effect.scoped(Effect.all([bullStorm, refreshLatency], { discard: true }))
   const cleanup = yield* rawClient(false)
   for (const pattern of [`${prefix}:*`, `bull:${queueName}:*`]) {

@@ -832,7 +832,8 @@ const delete_: {
 
 /**
  * Stores `value` for `input` as a fetch would: fresh for the job's lifetime (cacheback's
- * `set()`). Fails with `CodecError` when a store that leaves the process cannot encode it.
+ * `set()`), with its tags' current tokens for a job `withTags`. Fails with `CodecError` when
+ * a store that leaves the process cannot encode it.
  *
  * @since 0.1.0
  * @category operations

@@ -173,6 +173,19 @@ describe("Job.withTags, invalidateTags (SPEC §10)", () => {
         expect(yield* Job.getMany(job, [1, 2])).toEqual([{ id: 1, version: 3 }, { id: 2, version: 2 }])
         expect((yield* TestRefreshQueue.pending).length).toBeGreaterThanOrEqual(1)
       }).pipe(Effect.provide(Layer.merge(store, TestRefreshQueue.layer))))
+
+    it.effect(`${name}: a value stored with Job.set records its tags' tokens, so invalidating a tag makes it stale`, () =>
+      Effect.gen(function*() {
+        const job = Job.make({ name: `taggedSet-${name}`, fetch: (id: number) => Effect.succeed(id * 10) }).pipe(
+          Job.withTags((id) => [`user:${id}`])
+        )
+        yield* Job.set(job, 1, 11)
+        yield* Job.set(job, 2, 22)
+        expect((yield* Job.lookup(job, 1)).status).toBe("hit")
+        yield* Job.invalidateTags(job, ["user:1"])
+        expect(yield* Job.lookup(job, 1)).toEqual({ value: 11, status: "stale", syncFetch: false })
+        expect((yield* Job.lookup(job, 2)).status).toBe("hit")
+      }).pipe(Effect.provide(Layer.merge(store, TestRefreshQueue.layer))))
   }
 
   it.effect("a fetch that began before an invalidation of its tag stores an entry that is stale at once", () =>

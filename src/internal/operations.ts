@@ -146,13 +146,17 @@ export const set = <I, A, E, R, S>(
   value: A
 ): Effect.Effect<void, KeyError | StoreError | CodecError, S> =>
   engine.resolveTarget(self, input, "set", (target) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      target.store.set(
-        target.key,
-        Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint),
-        self.cacheTtl(input),
-        self.valueSchema
-      )))
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const entry = Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint)
+      const write = (entry: Entry.Entry<A>) => target.store.set(target.key, entry, self.cacheTtl(input), self.valueSchema)
+      // A value set by hand records its tags' tokens as they are now, as a fetched one does,
+      // so that a later invalidation of a tag makes it stale.
+      const names = self.tags === undefined || target.store.tags === undefined ? [] : self.tags(input, value)
+      return names.length === 0 ? write(entry) : Effect.flatMap(
+        target.store.tags!.tokens(names, true),
+        (tokens) => write(Entry.with_(entry, { tags: Object.fromEntries(names.map((name, i) => [name, tokens[i] ?? ""])) }))
+      )
+    }))
 
 export const rawGet = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,

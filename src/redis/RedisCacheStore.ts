@@ -325,7 +325,7 @@ const fromClient = (
     set,
     compareAndSet,
     claim,
-    tags: Tags.make(client, layout, timeout),
+    tags: Tags.make(client, reads, layout, timeout),
     delete: (key: string) => {
       near?.invalidate(key)
       return command("delete", key, () => client.del(at(key))).pipe(Effect.timeoutFail(overdue("delete", key)))

@@ -15,6 +15,7 @@ import { requireService } from "../support/services.js"
 import { type PrivateCluster, startPrivateCluster } from "./fixtures/private-cluster.js"
 import { eventually, keyOf, poll, quiet, unique } from "./fixtures/redis.js"
 import { version } from "./fixtures/store-jobs.js"
+import { monitor } from "../support/monitor.js"
 
 // The private cluster is made by the same script, from the same redis-server.
 const up = await requireService("cluster")
@@ -53,7 +54,7 @@ describe.skipIf(!up)("RedisCacheStore on a cluster whose topology changes", () =
     const still = Array.from({ length: 100 }, (_, i) => `still-${i}`).find((input) =>
       !moving.some((other) => calculateSlot(entryKey(other)) === calculateSlot(entryKey(input))))!
     // How often B's reads of `still` reach Redis.
-    const monitors = await Promise.all(raw.nodes("master").map((node) => node.duplicate().monitor()))
+    const monitors = await Promise.all(raw.nodes("master").map(monitor))
     let stillReads = 0
     for (const monitor of monitors) {
       monitor.on("monitor", (_time: string, args: ReadonlyArray<string>) => {
@@ -290,7 +291,7 @@ describe.skipIf(!up)("RedisCacheStore on a cluster whose topology changes", () =
         Effect.sync(() => new Redis({ host: "127.0.0.1", port: promoted.port }).on("error", () => {})),
         (client) => Effect.sync(() => client.disconnect())
       )
-      const gets = yield* Effect.acquireRelease(Effect.promise(() => admin.monitor()), (monitor) => Effect.sync(() => monitor.disconnect()))
+      const gets = yield* Effect.acquireRelease(Effect.promise(() => monitor(admin)), (monitor) => Effect.sync(() => monitor.disconnect()))
       let reachedMaster = 0
       gets.on("monitor", (_time: string, args: ReadonlyArray<string>) => {
         if (args.includes(`${prefix}:{${keyOf(version, input)}}`) && args[0]!.toLowerCase() !== "set") reachedMaster++

@@ -14,6 +14,7 @@ import { eventually, keyOf, unique } from "./fixtures/redis.js"
 import { version } from "./fixtures/store-jobs.js"
 import { endStoreHost, spawnStoreHost, type StoreHost } from "./fixtures/store-hosts.js"
 import { cleanUp, targets } from "./fixtures/targets.js"
+import { monitor } from "../support/monitor.js"
 
 const cluster = (await targets()).find((target) => target.name === "a Redis Cluster")!
 
@@ -50,7 +51,7 @@ describe.skipIf(!cluster.up)("near cache on a Redis Cluster", () => {
     expect(masters.size).toBe(3)
 
     // B's commands on this prefix that reached Redis, on every master.
-    const monitors = await Promise.all(cluster.servers(raw).map((server) => server.duplicate().monitor()))
+    const monitors = await Promise.all(cluster.servers(raw).map(monitor))
     let redisReads = 0
     for (const monitor of monitors) {
       monitor.on("monitor", (_time: string, args: ReadonlyArray<string>) => {

@@ -15,6 +15,7 @@ import { Profile } from "./fixtures/jobs.js"
 import { entryJson } from "./fixtures/entries.js"
 import { keyOf, poll, storedValue, unique } from "./fixtures/redis.js"
 import { cleanUp, targets } from "./fixtures/targets.js"
+import { monitor as monitorServer } from "../support/monitor.js"
 
 /** Waits until a read's write of `input` lands: it follows the read's answer (SPEC §7). */
 const isStored = <A>(job: Job.Job<any, A, any, any, any, any, any, any>, input: unknown) =>
@@ -40,7 +41,7 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
   const monitor = (prefix: string) =>
     Effect.map(
       Effect.acquireRelease(
-        Effect.promise(() => Promise.all(target.servers(raw).map((server) => server.duplicate().monitor()))),
+        Effect.promise(() => Promise.all(target.servers(raw).map(monitorServer))),
         (monitors) => Effect.sync(() => monitors.forEach((m) => m.disconnect()))
       ),
       (monitors) => {

@@ -23,6 +23,8 @@ import type { Cluster, Redis } from "ioredis"
  */
 export interface Reads {
   readonly get: (key: string, done: (error: unknown, text: string | null) => void) => void
+  /** Reads `keys` as `get` does, in the same round trip: when none is in flight, one `MGET` sent at once. */
+  readonly getAll: (keys: ReadonlyArray<string>, done: (error: unknown, texts: ReadonlyArray<string | null>) => void) => void
   /** Reads `keys` now, in one round trip per node, outside the batches (`getMany`); fails if any key fails. */
   readonly many: (keys: Array<string>, done: (error: unknown, texts: ReadonlyArray<string | null>) => void) => void
   /** Fails the round trips in flight that have taken longer than the timeout. */
@@ -59,7 +61,12 @@ export const make = (client: Redis, options: Options): Reads => {
     if (reads.length === 1) client.get(reads[0]!.key, (error, text) => answered(error, [text ?? null]))
     else client.mget(reads.map((read) => read.key), answered)
   }, options)
-  return { get: batch.get, failOverdue: batch.failOverdue, many: (keys, done) => client.mget(keys, (error, texts) => done(error, texts ?? [])) }
+  return {
+    get: batch.get,
+    getAll: batch.getAll,
+    failOverdue: batch.failOverdue,
+    many: (keys, done) => client.mget(keys, (error, texts) => done(error, texts ?? []))
+  }
 }
 
 /** Reads on a Redis Cluster: round trips per master, many keys one `MGET` per slot. */
@@ -71,15 +78,37 @@ export const makeCluster = (cluster: Cluster, options: Options): Reads => {
   // By the master that served the key's slot when it was read. A batch whose slots moved
   // meanwhile still reads right: `readSlots` groups by the slot map of its sending.
   const byNode = new Map<string, ReturnType<typeof batched>>()
+  const batchOf = (key: string) => {
+    const node = cluster.slots[calculateSlot(key)]?.[0] ?? ""
+    let batch = byNode.get(node)
+    if (batch === undefined) {
+      batch = batched(roundTrip, options)
+      byNode.set(node, batch)
+    }
+    return batch
+  }
   return {
-    get: (key, done) => {
-      const node = cluster.slots[calculateSlot(key)]?.[0] ?? ""
-      let batch = byNode.get(node)
-      if (batch === undefined) {
-        batch = batched(roundTrip, options)
-        byNode.set(node, batch)
+    get: (key, done) => batchOf(key).get(key, done),
+    // Each node's keys in its own round trip (a store's tags share one slot: one round trip).
+    getAll: (keys, done) => {
+      const nodes = new Map<ReturnType<typeof batched>, Array<number>>()
+      for (let i = 0; i < keys.length; i++) {
+        const batch = batchOf(keys[i]!)
+        const indices = nodes.get(batch)
+        if (indices === undefined) nodes.set(batch, [i])
+        else indices.push(i)
       }
-      batch.get(key, done)
+      const texts: Array<string | null> = new Array(keys.length).fill(null)
+      let failure: unknown
+      let pending = nodes.size
+      if (pending === 0) return done(undefined, texts)
+      for (const [batch, indices] of nodes) {
+        batch.getAll(indices.map((i) => keys[i]!), (error, answered) => {
+          if (error != null) failure ??= error
+          else for (let j = 0; j < indices.length; j++) texts[indices[j]!] = answered[j]!
+          if (--pending === 0) done(failure, texts)
+        })
+      }
     },
     many: (keys, done) =>
       readSlots(cluster, keys, (texts, errors) => done(errors?.find((error) => error !== undefined), texts)),
@@ -131,6 +160,23 @@ const batched = (roundTrip: RoundTrip, options: Options) => {
   return {
     get: (key: string, done: Waiting["done"]) => {
       waiting.push({ key, done })
+      if (!scheduled) send()
+    },
+    getAll: (keys: ReadonlyArray<string>, done: (error: unknown, texts: ReadonlyArray<string | null>) => void) => {
+      const texts: Array<string | null> = new Array(keys.length)
+      let failure: unknown
+      let pending = keys.length
+      if (pending === 0) return done(undefined, texts)
+      for (let i = 0; i < keys.length; i++) {
+        waiting.push({
+          key: keys[i]!,
+          done: (error, text) => {
+            if (error != null) failure ??= error
+            texts[i] = text
+            if (--pending === 0) done(failure, texts)
+          }
+        })
+      }
       if (!scheduled) send()
     },
     failOverdue: () => {

@@ -14,6 +14,7 @@ import type { Cluster, Redis } from "ioredis"
 import type { Tags } from "../../CacheStore.js"
 import { StoreError } from "../../Errors.js"
 import type { Layout } from "./keys.js"
+import type { Reads } from "./reads.js"
 
 /** Reads each tag's token, giving one to a tag without: `KEYS` the tags, `ARGV` fresh tokens. */
 const tokensOrCreate = `
@@ -35,7 +36,12 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS`
 
-export const make = (client: Redis | Cluster, layout: Layout, timeout: number): Tags => {
+/**
+ * A tagged hit checks its tags' tokens through the store's shared reads (`reads.ts`): one
+ * round trip more than an untagged hit, and concurrent hits' checks go out together with
+ * other reads rather than as an `MGET` each.
+ */
+export const make = (client: Redis | Cluster, reads: Reads, layout: Layout, timeout: number): Tags => {
   const keyOf = layout.tag
   const generationKey = layout.generation
   const run = <A>(operation: StoreError["operation"], what: string, command: () => Promise<A>) =>
@@ -59,7 +65,14 @@ export const make = (client: Redis | Cluster, layout: Layout, timeout: number): 
           client.eval(tokensOrCreate, names.length, ...names.map(keyOf), ...names.map(() => randomUUID())) as Promise<
             Array<string>
           >)
-        : Effect.map(run("get", names.join(", "), () => client.mget(...names.map(keyOf))), (tokens) => tokens.map((token) => token ?? undefined)),
+        : Effect.async<ReadonlyArray<string | undefined>, StoreError>((resume) => {
+          reads.getAll(names.map(keyOf), (cause, tokens) =>
+            resume(
+              cause == null
+                ? Effect.succeed(tokens.map((token) => token ?? undefined))
+                : Effect.fail(new StoreError({ operation: "get", key: names.join(", "), cause }))
+            ))
+        }),
     generation: Effect.map(run("get", generationKey, () => client.get(generationKey)), (token) => token ?? ""),
     invalidate: (names) =>
       Effect.asVoid(run("invalidateTags", names.join(", "), () =>
