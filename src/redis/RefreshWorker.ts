@@ -27,7 +27,6 @@ import { hostname } from "node:os"
 import { type ConnectionOptions, type Job as BullJob, Queue, UnrecoverableError, Worker } from "bullmq"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -181,11 +180,10 @@ const outcomes = {
 const consume = <R>(settings: Settings): Effect.Effect<void, never, BullRefreshQueue | Scope.Scope | R> =>
   Effect.gen(function*() {
     const bull = yield* BullRefreshQueue
-    const context = yield* Effect.context<R>()
-    const worker: TaskData.Worker = {
-      jobs: settings.jobs,
-      stores: new Map(Array.from(settings.jobs, ([name, job]) => [name, Context.unsafeGet(context, job.store).identity]))
-    }
+    const stores = yield* Effect.forEach(settings.jobs, ([name, job]) =>
+      // Each job's store is in R (Job.Any erases its tag's identifier type).
+      Effect.map(job.store as Job.Tag<R>, (store) => [name, store.identity] as const))
+    const worker: TaskData.Worker = { jobs: settings.jobs, stores: new Map(stores) }
     // Refreshes run as fibers of this set: closing the scope interrupts what is left.
     const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
     const runFork = yield* FiberSet.runtime(refreshes)<R>()
