@@ -50,6 +50,20 @@ const concurrently = (count: number, inFlight: number, read: (key: string) => Pr
     await Promise.all(Array.from({ length: inFlight }, worker))
   })
 
+const inFlight = 100_000
+
+/** `inFlight` reads by 64 fibers, each reading the next key in turn: the baseline's 64 async loops, in Effect. */
+const reading64 = (job: ProfileJob) =>
+  Effect.suspend(() => {
+    let next = 0
+    const reader = Effect.whileLoop({
+      while: () => next < inFlight,
+      body: () => Job.get(job, keys[next++ % keys.length]!),
+      step: () => {}
+    })
+    return Effect.all(Array.from({ length: 64 }, () => reader), { concurrency: "unbounded", discard: true })
+  })
+
 /**
  * `job`'s hits against raw ioredis. The baselines read the same entries' JSON as a user of
  * plain ioredis would store it, at keys of their own (the store's text has a header).
@@ -75,17 +89,7 @@ const hitsOf = (job: ProfileJob, label: string) => Effect.gen(function*() {
   })
   ratioRow(`hit, sequential: Job.get vs raw GET + JSON.parse${label}`, one.ours, one.baseline, 0.9)
 
-  const inFlight = 100_000
-  // 64 fibers each reading the next key in turn: the baseline's 64 async loops, in Effect.
-  const ours64 = Effect.suspend(() => {
-    let next = 0
-    const reader = Effect.whileLoop({
-      while: () => next < inFlight,
-      body: () => Job.get(job, keys[next++ % keys.length]!),
-      step: () => {}
-    })
-    return Effect.all(Array.from({ length: 64 }, () => reader), { concurrency: "unbounded", discard: true })
-  })
+  const ours64 = reading64(job)
   const many = yield* compare({ ops: inFlight, ours: ours64, baseline: concurrently(inFlight, 64, rawGet(raw)) })
   ratioRow(`hits, 64 in flight over 1,000 keys: Job.get vs raw GETs${label}`, many.ours, many.baseline, 1.5)
   const auto = yield* compare({ ops: inFlight, ours: ours64, baseline: concurrently(inFlight, 64, rawGet(pipelined)) })
@@ -128,18 +132,7 @@ const taggedHits = Effect.gen(function*() {
     })
   const one = yield* compare({ ops: sequential, ours: loop(tagged), baseline: loop(job) })
   ratioRow("tagged hit (2 tags), sequential: vs an untagged hit (one round trip more)", one.ours, one.baseline, 0.4)
-  const inFlight = 100_000
-  const reading = (which: typeof job) =>
-    Effect.suspend(() => {
-      let next = 0
-      const reader = Effect.whileLoop({
-        while: () => next < inFlight,
-        body: () => Job.get(which, keys[next++ % keys.length]!),
-        step: () => {}
-      })
-      return Effect.all(Array.from({ length: 64 }, () => reader), { concurrency: "unbounded", discard: true })
-    })
-  const many = yield* compare({ ops: inFlight, ours: reading(tagged), baseline: reading(job) })
+  const many = yield* compare({ ops: inFlight, ours: reading64(tagged), baseline: reading64(job) })
   ratioRow("tagged hits (2 tags), 64 in flight: vs untagged hits (checks batched with reads)", many.ours, many.baseline, 0.4)
 })
 
