@@ -67,6 +67,11 @@ class Reference {
   }
   fetchAndStore(key: string) {
     const value = this.fetch(key)
+    this.storeValue(key, value)
+    return value
+  }
+  /** A fetched or set value; a tagged one records the tag's token as it is now. */
+  storeValue(key: string, value: string) {
     const entry = Entry.value(value, this.now, this.now + this.config.lifetime)
     if (this.config.tagged) {
       this.token ??= String(++this.tokens)
@@ -74,7 +79,6 @@ class Reference {
     } else {
       this.store(key, entry)
     }
-    return value
   }
   invalidateTag() {
     this.token = String(++this.tokens)
@@ -128,7 +132,7 @@ class Reference {
     return { value: entry.value, status: "stale" }
   }
   set(key: string, value: string) {
-    this.store(key, Entry.value(value, this.now, this.now + this.config.lifetime))
+    this.storeValue(key, value)
   }
   invalidate(key: string) {
     const entry = this.read(key)
