@@ -154,7 +154,7 @@ export const set = <I, A, E, R, S>(
       const names = self.tags === undefined || target.store.tags === undefined ? [] : self.tags(input, value)
       return names.length === 0 ? write(entry) : Effect.flatMap(
         target.store.tags!.tokens(names, true),
-        (tokens) => write(Entry.with_(entry, { tags: Object.fromEntries(names.map((name, i) => [name, tokens[i] ?? ""])) }))
+        (tokens) => write(Entry.with_(entry, { tags: engine.recorded(names, tokens) }))
       )
     }))
 

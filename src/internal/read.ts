@@ -617,12 +617,19 @@ const tokensOf = <I, A, E, R>(
 ): Effect.Effect<Record<string, string>> =>
   degrade(
     target.job.name,
-    Effect.zipWith(tags.tokens(names, true), tags.generation, (tokens, after) => {
-      const moved = before === undefined || after !== before
-      return Object.fromEntries(names.map((name, i) => [name, moved ? "" : tokens[i] ?? ""]))
-    }),
-    Object.fromEntries(names.map((name) => [name, ""]))
+    Effect.zipWith(
+      tags.tokens(names, true),
+      tags.generation,
+      (tokens, after) => before === undefined || after !== before ? recorded(names) : recorded(names, tokens)
+    ),
+    recorded(names)
   )
+
+/** The record of an entry's tags: each tag's token, or "" (which no tag holds) where there is none. */
+export const recorded = (
+  names: ReadonlyArray<string>,
+  tokens?: ReadonlyArray<string | undefined>
+): Record<string, string> => Object.fromEntries(names.map((name, i) => [name, tokens?.[i] ?? ""]))
 
 /** The deadline of a fetch of the target: `withFetchTimeout`, else the refresh timeout. */
 const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Duration.Duration =>

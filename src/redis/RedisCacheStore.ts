@@ -425,21 +425,21 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
 const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.Effect<Cluster, never, Scope.Scope> => {
   const options = cluster.options ?? {}
   return Effect.acquireRelease(
-      Effect.sync(() =>
-        neverThrow(new Cluster([...cluster.nodes], {
-          enableOfflineQueue: false,
-          retryDelayOnFailover: 0,
-          retryDelayOnClusterDown: 0,
-          maxRedirections: 3,
-          clusterRetryStrategy: retryStrategy(settings.reconnectDelay),
-          ...options,
-          redisOptions: {
-            maxRetriesPerRequest: 0,
-            connectTimeout: Math.max(settings.commandTimeout, 1000),
-            ...options.redisOptions
-          }
-        }))
-      ),
+    Effect.sync(() =>
+      neverThrow(new Cluster([...cluster.nodes], {
+        enableOfflineQueue: false,
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        maxRedirections: 3,
+        clusterRetryStrategy: retryStrategy(settings.reconnectDelay),
+        ...options,
+        redisOptions: {
+          maxRetriesPerRequest: 0,
+          connectTimeout: Math.max(settings.commandTimeout, 1000),
+          ...options.redisOptions
+        }
+      }))
+    ),
     (client) => Effect.sync(() => client.disconnect())
   )
 }

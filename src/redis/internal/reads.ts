@@ -24,7 +24,7 @@ import type { Cluster, Redis } from "ioredis"
 export interface Reads {
   readonly get: (key: string, done: (error: unknown, text: string | null) => void) => void
   /** Reads `keys` as `get` does, in the same round trip: when none is in flight, one `MGET` sent at once. */
-  readonly getAll: (keys: ReadonlyArray<string>, done: (error: unknown, texts: ReadonlyArray<string | null>) => void) => void
+  readonly getAll: (keys: ReadonlyArray<string>, done: Gathered) => void
   /** Reads `keys` now, in one round trip per node, outside the batches (`getMany`); fails if any key fails. */
   readonly many: (keys: Array<string>, done: (error: unknown, texts: ReadonlyArray<string | null>) => void) => void
   /** Fails the round trips in flight that have taken longer than the timeout. */
@@ -98,15 +98,10 @@ export const makeCluster = (cluster: Cluster, options: Options): Reads => {
         if (indices === undefined) nodes.set(batch, [i])
         else indices.push(i)
       }
-      const texts: Array<string | null> = new Array(keys.length).fill(null)
-      let failure: unknown
-      let pending = nodes.size
-      if (pending === 0) return done(undefined, texts)
+      const answer = gather(keys.length, done)
       for (const [batch, indices] of nodes) {
         batch.getAll(indices.map((i) => keys[i]!), (error, answered) => {
-          if (error != null) failure ??= error
-          else for (let j = 0; j < indices.length; j++) texts[indices[j]!] = answered[j]!
-          if (--pending === 0) done(failure, texts)
+          for (let j = 0; j < indices.length; j++) answer(indices[j]!, error, answered[j] ?? null)
         })
       }
     },
@@ -115,6 +110,22 @@ export const makeCluster = (cluster: Cluster, options: Options): Reads => {
     failOverdue: () => {
       for (const batch of byNode.values()) batch.failOverdue()
     }
+  }
+}
+
+/** How `getAll` answers: the first error of its keys, or the text of each. */
+type Gathered = (error: unknown, texts: ReadonlyArray<string | null>) => void
+
+/** Collects the answers of `count` keys, by index, into one call of `done` once all came. */
+const gather = (count: number, done: Gathered) => {
+  const texts: Array<string | null> = new Array(count).fill(null)
+  let failure: unknown
+  let pending = count
+  if (pending === 0) done(undefined, texts)
+  return (i: number, error: unknown, text: string | null) => {
+    if (error != null) failure ??= error
+    else texts[i] = text
+    if (--pending === 0) done(failure, texts)
   }
 }
 
@@ -162,21 +173,9 @@ const batched = (roundTrip: RoundTrip, options: Options) => {
       waiting.push({ key, done })
       if (!scheduled) send()
     },
-    getAll: (keys: ReadonlyArray<string>, done: (error: unknown, texts: ReadonlyArray<string | null>) => void) => {
-      const texts: Array<string | null> = new Array(keys.length)
-      let failure: unknown
-      let pending = keys.length
-      if (pending === 0) return done(undefined, texts)
-      for (let i = 0; i < keys.length; i++) {
-        waiting.push({
-          key: keys[i]!,
-          done: (error, text) => {
-            if (error != null) failure ??= error
-            texts[i] = text
-            if (--pending === 0) done(failure, texts)
-          }
-        })
-      }
+    getAll: (keys: ReadonlyArray<string>, done: Gathered) => {
+      const answer = gather(keys.length, done)
+      for (let i = 0; i < keys.length; i++) waiting.push({ key: keys[i]!, done: (error, text) => answer(i, error, text) })
       if (!scheduled) send()
     },
     failOverdue: () => {
