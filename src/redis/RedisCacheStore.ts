@@ -241,7 +241,7 @@ const fromClient = (
           resume(Effect.fail(new StoreError({ operation: "getMany", key: describeKeys(keys), cause })))
         })
       }
-    ).pipe(Effect.timeoutFail(overdue("getMany", describeKeys(keys))))
+    )
   const getMany = <A>(keys: ReadonlyArray<string>, schema: SchemaOf<A> | undefined) => {
     if (keys.length === 0) return Effect.succeed([])
     if (near === undefined) return mget(keys, schema)

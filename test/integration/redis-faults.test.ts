@@ -190,6 +190,9 @@ describe.skipIf(!up)("faults never break a read", () => {
         const read = yield* Job.lookup(job, "a")
         expect([read.status, read.syncFetch]).toEqual(["miss", true])
         expect(read.value).toMatch(/^a#\d+$/)
+        // getMany's MGET too: failed by the store's sweep of overdue round trips, then fetched.
+        const [many] = yield* Job.getMany(job, ["a"])
+        expect(many).toMatch(/^a#\d+$/)
       }).pipe(Effect.scoped, Effect.provide(Layer.merge(hung, BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName }))))
       expect(unhandled).toEqual([])
     }).pipe(Effect.scoped, Effect.provide(logs.layer))
