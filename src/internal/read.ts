@@ -155,7 +155,10 @@ export const answerLookup = <I>(
   error?: unknown
 ): Job.Lookup<unknown, unknown> => error === undefined ? { value, status, syncFetch } : { value, status, syncFetch, error }
 
-/** Reads the entry (synchronously where the store can), decides, and carries it out. */
+/**
+ * Reads the entry (synchronously where the store can), decides, and carries it out. A store
+ * read that fails is a miss (logged and counted), never a failed read.
+ */
 export const lookup = <I, A, E, R, X>(
   read: Read<I, A, E, R>,
   clock: Clock.Clock,
@@ -167,7 +170,11 @@ export const lookup = <I, A, E, R, X>(
     const known = store.unsafeGet<A>(key, now)
     if (known !== undefined) return decideOn(read, current(job, known), now, answer)
   }
-  return Effect.flatMap(readEntry(read), (entry) => decideOn(read, entry, clock.unsafeCurrentTimeMillis(), answer))
+  // One flatMap after the store (an `Effect.map` first would be two more effects a read).
+  return Effect.flatMap(
+    degrade(job.name, store.get(key, job.valueSchema), Option.none()),
+    (entry) => decideOn(read, current(job, entry), clock.unsafeCurrentTimeMillis(), answer)
+  )
 }
 
 /**
@@ -247,13 +254,6 @@ const tagsHold = <I, A, E, R>(target: Target<I, A, E, R>, entry: Entry.Value<A>)
     false
   )
 }
-
-/** A store read that fails is a miss (logged and counted), never a failed read. */
-const readEntry = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<Option.Option<Entry.Entry<A>>> =>
-  Effect.map(
-    degrade(target.job.name, target.store.get(target.key, target.job.valueSchema), Option.none()),
-    (entry) => current(target.job, entry)
-  )
 
 /**
  * The entry if the job wrote it: one of another fingerprint (another version of the job,

@@ -154,7 +154,7 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
     }).pipe(Effect.scoped, Effect.provide(store(at)))
   })
 
-  it.live("concurrent reads share round trips: 64 readers, one MGET a round; a lone reader, one GET a read", () => {
+  it.live("concurrent reads share round trips: 64 readers, two MGETs a round; a lone reader, one GET a read", () => {
     const at = prefix("batch")
     // The "}" makes "batch" the hash tag of every key of the job on a cluster (entries at
     // "<prefix>:{batch}Store:<hash>}"): all in one slot, as the keys of one Redis are.
@@ -168,7 +168,10 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
       yield* Effect.all(readers, { concurrency: "unbounded", discard: true })
       yield* settled
       expect(seen.reduce((keys, command) => keys + command.keys.length, 0)).toBe(192)
-      expect(seen.length).toBeLessThanOrEqual(6)
+      // Two round trips in flight: two lone GETs, then about two MGETs a round (the grouping
+      // itself is checked in test/Reads.test.ts); one read a command would be 192.
+      expect(seen.length).toBeLessThanOrEqual(12)
+      expect(Math.max(...seen.map((command) => command.keys.length))).toBeGreaterThanOrEqual(16)
       seen.length = 0
       for (let i = 0; i < 5; i++) yield* Job.get(job, i)
       yield* settled
