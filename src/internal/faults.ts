@@ -34,16 +34,22 @@ export const degrade = <A, B>(
  * counters count them all.
  */
 export const warnThrottled = (kind: "store" | "enqueue", job: string, message: string): Effect.Effect<void> =>
+  throttled(`${kind}:${job}`, `cacheback: job "${job}": ${message}`, `${kind} faults`)
+
+/**
+ * `line` logged at WARN unless a line of the same `id` was in the last 10 seconds; the next
+ * one logged says how many (`what`) were not.
+ */
+export const throttled = (id: string, line: string, what: string): Effect.Effect<void> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const id = `${kind}:${job}`
     const last = warnings.get(id)
     if (last !== undefined && now >= last.at && now - last.at < 10_000) {
       last.unlogged++
       return Effect.void
     }
     warnings.set(id, { at: now, unlogged: 0 })
-    const more = last !== undefined && last.unlogged > 0 ? ` (and ${last.unlogged} more ${kind} faults since the last warning)` : ""
-    return Effect.logWarning(`cacheback: job "${job}": ${message}${more}`)
+    const more = last !== undefined && last.unlogged > 0 ? ` (and ${last.unlogged} more ${what} since the last warning)` : ""
+    return Effect.logWarning(line + more)
   })
 
 const warnings = globalValue(

@@ -18,8 +18,10 @@
  * - Each worker reads how many tasks wait in its queues every `waitingInterval`, for the
  *   gauge `cacheback_bullmq_waiting{queue}`.
  * - Logs: start and stop at INFO (WARN when refreshes had to be cut short), lost and
- *   regained connections at WARN / INFO, failed and rejected tasks at WARN, each refresh at
- *   DEBUG (under load there are thousands a second).
+ *   regained connections at WARN / INFO, failed tasks at WARN, rejected tasks at WARN once
+ *   per queue every 10 seconds (the next warning says how many were not logged; the
+ *   `rejected` counter counts each), each refresh at DEBUG (under load there are thousands
+ *   a second).
  *
  * @since 0.1.0
  */
@@ -40,6 +42,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { describe } from "../internal/describe.js"
+import { throttled } from "../internal/faults.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import * as Refresh from "../internal/refresh.js"
 import * as Job from "../Job.js"
@@ -329,7 +332,11 @@ const handle = <R>(task: BullJob, worker: TaskData.Worker, queue: string): Effec
   if (Either.isLeft(decoded)) {
     const error = decoded.left
     return Effect.zipRight(
-      Effect.zipRight(Metric.increment(outcomes.rejected), Effect.logWarning(`cacheback: refresh worker rejects a task: ${error.message}`)),
+      // Throttled per queue: a producer of another version can send thousands a second.
+      Effect.zipRight(
+        Metric.increment(outcomes.rejected),
+        throttled(`rejected:${queue}`, `cacheback: refresh worker rejects a task: ${error.message}`, "rejected tasks")
+      ),
       Effect.fail({ _tag: "Rejected", reason: error.message } as const)
     )
   }

@@ -192,7 +192,9 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
       // Failed at once: no retry can help.
       expect(failed.map((task) => task.attemptsMade)).toEqual([1, 1, 1])
       expect((yield* count(rejected)) - before).toBe(3)
-      expect(logs.lines.filter((line) => line.includes("refresh worker rejects a task"))).toHaveLength(3)
+      // One warning per queue every 10 seconds, however many tasks are rejected (a producer
+      // of another version can send thousands a second); the counter counts each.
+      expect(logs.lines.filter((line) => line.includes("refresh worker rejects a task"))).toHaveLength(1)
     }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
   })
 
@@ -355,7 +357,9 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
       expect(reasons[1]).toContain(`comes from a producer on no shared store (an in-process one, or a version of effect-cacheback whose tasks do not name their store), and this worker writes the job's entries to the store "redis:${elsewhere}"`)
       expect((yield* count(rejected)) - before).toBe(2)
       const warnings = logs.lines.filter((line) => line.startsWith("WARN") && line.includes("refresh worker rejects a task"))
-      expect(warnings.some((line) => line.includes(`"redis:${prefix}"`) && line.includes(`"redis:${elsewhere}"`))).toBe(true)
+      // One of the two rejections is logged (throttled per queue), whichever came first: it names the worker's store.
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain(`"redis:${elsewhere}"`)
       expect(Option.isNone(yield* storedValue(job, 5).pipe(Effect.provide(RedisCacheStore.layer(target.store(elsewhere)))))).toBe(true)
       expect(Option.isNone(yield* storedValue(job, 5))).toBe(true)
 
