@@ -56,6 +56,12 @@ export const compare = <E1, R1, E2, R2>(options: {
     return { ours: median(ours), baseline: median(baseline) }
   })
 
+/**
+ * A ratio held to a floor, rounded down to two decimals: a ratio just under its floor never
+ * prints as the floor itself next to "missed".
+ */
+export const atLeast = (ratio: number) => `${(Math.floor(ratio * 100) / 100).toFixed(2)}×`
+
 export const perSecond = (n: number) =>
   n >= 1e6 ? `${(n / 1e6).toFixed(2)} M/s` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k/s` : `${n.toFixed(0)}/s`
 
