@@ -86,19 +86,27 @@ const plain: EntryCodec<unknown> = {
       ? Either.right(entry)
       : Either.left(`the value is not JSON-safe (${unsafe}); give the job a value schema with Job.withSchema({ value })`)
   },
-  // The parsed JSON is the entry itself once its shape is checked: no copy on the hit path.
-  decode: (json) => {
-    const entry = json as Record<string, unknown> | null
-    if (typeof entry === "object" && entry !== null && typeof entry.expiresAt === "number") {
-      if (entry._tag === "Pending") return Either.right(entry as unknown as Entry.Pending)
-      if (entry._tag === "Value" && typeof entry.fetchedAt === "number") {
-        if (!("value" in entry)) entry.value = undefined
-        return Either.right(entry as unknown as Entry.Value<unknown>)
-      }
-    }
-    return Either.left("it is not an entry written by effect-cacheback")
-  }
+  decode: (json) => decodeShape(json)
 }
+
+/**
+ * The entry a parsed JSON value is, once its shape is checked (a tag, its times, `value`
+ * set when JSON left it out): the parsed object itself, no copy on the hit path. Its value
+ * is not checked: the Redis store decodes it through the value schema after this.
+ */
+export const decodeShape = (json: unknown): Either.Either<Entry.Entry<unknown>, string> => {
+  const entry = json as Record<string, unknown> | null
+  if (typeof entry === "object" && entry !== null && typeof entry.expiresAt === "number") {
+    if (entry._tag === "Pending") return Either.right(entry as unknown as Entry.Pending)
+    if (entry._tag === "Value" && typeof entry.fetchedAt === "number") {
+      if (!("value" in entry)) entry.value = undefined
+      return Either.right(entry as unknown as Entry.Value<unknown>)
+    }
+  }
+  return notAnEntry
+}
+
+export const notAnEntry = Either.left("it is not an entry written by effect-cacheback")
 
 /**
  * Where a value stops being JSON that parses back to itself (`$.at is an instance of
@@ -131,17 +139,6 @@ export const notJson = (value: unknown, path: string = "$"): string | undefined 
     default:
       return `${path} is ${typeof value === "bigint" ? "a bigint" : typeof value === "undefined" ? "undefined" : `a ${typeof value}`}`
   }
-}
-
-/** Parses what a store holds for a key: JSON text of an encoded entry. */
-export const parse = <A>(codec: EntryCodec<A>, text: string): Either.Either<Entry.Entry<A>, string> => {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    return Either.left("it is not JSON")
-  }
-  return codec.decode(json)
 }
 
 /**

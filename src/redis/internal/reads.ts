@@ -94,28 +94,43 @@ export const make = (client: Redis, options: Options): Reads => {
 }
 
 /**
+ * Round trips in flight, each failed by `failOverdue` once it has taken longer than the
+ * timeout (`fail`); the answer of one failed so is dropped, since it is no longer in `open`.
+ */
+const overdue = <T extends { readonly sentAt: number }>(options: Options, fail: (trip: T, error: Error) => void) => {
+  const open = new Set<T>()
+  return {
+    open,
+    failOverdue: () => {
+      const now = options.now()
+      for (const trip of open) {
+        if (now - trip.sentAt > options.timeout) {
+          open.delete(trip)
+          fail(trip, new Error(`Redis did not answer within ${options.timeout} ms`))
+        }
+      }
+    }
+  }
+}
+
+/**
  * `many` failed when overdue by the store's sweep, like the batches: a getMany of 100 keys
  * raced against a timer (`Effect.timeoutFail`, two fibers) cost a tenth of its time.
  */
 const deadlines = (options: Options, send: Many) => {
-  const open = new Set<{ readonly sentAt: number; readonly done: Parameters<Many>[1] }>()
+  const calls = overdue<{ readonly sentAt: number; readonly done: Parameters<Many>[1] }>(
+    options,
+    (call, error) => call.done(error, [])
+  )
   return {
     many: ((keys, done) => {
       const call = { sentAt: options.now(), done }
-      open.add(call)
+      calls.open.add(call)
       send(keys, (error, texts) => {
-        if (open.delete(call)) done(error, texts)
+        if (calls.open.delete(call)) done(error, texts)
       })
     }) satisfies Many,
-    failOverdue: () => {
-      const now = options.now()
-      for (const call of open) {
-        if (now - call.sentAt > options.timeout) {
-          open.delete(call)
-          call.done(new Error(`Redis did not answer within ${options.timeout} ms`), [])
-        }
-      }
-    }
+    failOverdue: calls.failOverdue
   }
 }
 
@@ -182,7 +197,8 @@ const gather = (count: number, done: Gathered) => {
 }
 
 const batched = (roundTrip: RoundTrip, options: Options) => {
-  const inFlight = new Set<Sent>()
+  const trips = overdue<Sent>(options, (sent, error) => settle(sent.reads, error, null, undefined))
+  const inFlight = trips.open
   let scheduled = false
   let waiting: Array<Waiting> = []
   const flush = () => {
@@ -218,7 +234,6 @@ const batched = (roundTrip: RoundTrip, options: Options) => {
       waiting = waiting.length === size ? [] : waiting.slice(size)
       const sent: Sent = { reads, sentAt: options.now() }
       inFlight.add(sent)
-      // An answer that comes after `failOverdue` failed the round trip is dropped.
       roundTrip(reads, (error, texts, errors) => {
         if (inFlight.delete(sent)) settle(reads, error, texts, errors)
       })
@@ -234,14 +249,7 @@ const batched = (roundTrip: RoundTrip, options: Options) => {
       for (let i = 0; i < keys.length; i++) waiting.push({ key: keys[i]!, done: (error, text) => answer(i, error, text) })
       if (!scheduled) send()
     },
-    failOverdue: () => {
-      for (const sent of inFlight) {
-        if (options.now() - sent.sentAt > options.timeout) {
-          inFlight.delete(sent)
-          settle(sent.reads, new Error(`Redis did not answer within ${options.timeout} ms`), null, undefined)
-        }
-      }
-    }
+    failOverdue: trips.failOverdue
   }
 }
 

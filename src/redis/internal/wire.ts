@@ -10,7 +10,7 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type * as Entry from "../../Entry.js"
-import { perSchema, type SchemaOf } from "../../internal/codec.js"
+import { decodeShape, notAnEntry, perSchema, type SchemaOf } from "../../internal/codec.js"
 import { formatParseError } from "../../internal/describe.js"
 import { compile } from "../../internal/exactCheck.js"
 import { isPlainObject } from "../../internal/plainObject.js"
@@ -29,10 +29,12 @@ export const body = (stored: string): string =>
   stored.startsWith(version) ? stored.slice(stored.indexOf("|", version.length) + 1) : stored
 
 /**
- * Decodes a stored text: the entry's own fields are checked by hand, and only its value goes
- * through the job's value schema (compiled once per schema; `exactCheck` first). Decoding the whole entry through
- * `Entry.schema(value)`, a union of tagged structs, cost a multiple of the value's decode on
- * every Redis hit (BENCHMARKS.md). The parsed object is the entry: nothing else holds it.
+ * Decodes a stored text: the entry's own fields are checked by hand (its shape as the
+ * key-value store checks it, `Codec.decodeShape`, and its optional fields), and only its
+ * value goes through the job's value schema (compiled once per schema; `exactCheck` first).
+ * Decoding the whole entry through `Entry.schema(value)`, a union of tagged structs, cost a
+ * multiple of the value's decode on every Redis hit (BENCHMARKS.md). The parsed object is
+ * the entry: nothing else holds it.
  */
 export const parse = <A>(schema: SchemaOf<A> | undefined, stored: string): Either.Either<Entry.Entry<A>, string> => {
   let json: unknown
@@ -41,13 +43,12 @@ export const parse = <A>(schema: SchemaOf<A> | undefined, stored: string): Eithe
   } catch {
     return Either.left("it is not JSON")
   }
-  const entry = json as Record<string, unknown> | null
-  if (typeof entry !== "object" || entry === null || typeof entry.expiresAt !== "number") return notAnEntry
-  if (entry._tag === "Pending") return Either.right(entry as unknown as Entry.Pending)
-  if (entry._tag !== "Value" || typeof entry.fetchedAt !== "number" || !optionalFields(entry)) return notAnEntry
-  if (schema === undefined) {
-    if (!("value" in entry)) entry.value = undefined
-  } else {
+  const shaped = decodeShape(json) as Either.Either<Entry.Entry<A>, string>
+  if (Either.isLeft(shaped) || shaped.right._tag === "Pending") return shaped
+  // Parsed here, owned by no one else: its value is replaced by its decoding.
+  const entry = shaped.right as Entry.Value<A> & { value: unknown }
+  if (!optionalFields(entry)) return notAnEntry
+  if (schema !== undefined) {
     const decoder = decodeValue(schema)
     if (decoder.check === undefined || !decoder.check(entry.value)) {
       const value = decoder.decode(entry.value)
@@ -55,16 +56,14 @@ export const parse = <A>(schema: SchemaOf<A> | undefined, stored: string): Eithe
       entry.value = value.right
     }
   }
-  return Either.right(entry as unknown as Entry.Value<A>)
+  return shaped
 }
-
-const notAnEntry = Either.left("it is not an entry written by effect-cacheback")
 
 /** A value the schema's exact check accepts is its own decoding; the rest go through the schema. */
 const decodeValue = perSchema((schema) => ({ check: compile(schema.ast), decode: Schema.decodeUnknownEither(schema) }))
 
 /** The optional fields of a value entry (`Entry.schema`), when present, of their types. */
-const optionalFields = (entry: Record<string, unknown>): boolean =>
+const optionalFields = (entry: Entry.Value<unknown>): boolean =>
   (entry.fingerprint === undefined || typeof entry.fingerprint === "string") &&
   (entry.delta === undefined || typeof entry.delta === "number") &&
   (entry.graceUntil === undefined || typeof entry.graceUntil === "number") &&
