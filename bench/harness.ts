@@ -35,6 +35,22 @@ const rate = <E, R>(ops: number, body: Effect.Effect<unknown, E, R>) =>
   Effect.map(Effect.timed(body), ([elapsed]) => ops / (Number(elapsed.value._tag === "Nanos" ? elapsed.value.nanos : 0n) / 1e9))
 
 /**
+ * A row of two rates (ops/s) whose ratio is held to a floor. The ratio prints rounded down
+ * to two decimals: one just under its floor never prints as the floor itself next to
+ * "missed".
+ */
+export const floorRow = (section: string, what: string, ours: number, baseline: number, target: number): void =>
+  record({
+    section,
+    what,
+    ours: perSecond(ours),
+    baseline: perSecond(baseline),
+    ratio: `${(Math.floor((ours / baseline) * 100) / 100).toFixed(2)}×`,
+    target: `≥ ${target}×`,
+    met: ours / baseline >= target
+  })
+
+/**
  * Runs `ours` and `baseline` alternately for `rounds` rounds after one warm-up each, and
  * returns the median rates (ops/s).
  */
@@ -55,12 +71,6 @@ export const compare = <E1, R1, E2, R2>(options: {
     }
     return { ours: median(ours), baseline: median(baseline) }
   })
-
-/**
- * A ratio held to a floor, rounded down to two decimals: a ratio just under its floor never
- * prints as the floor itself next to "missed".
- */
-export const atLeast = (ratio: number) => `${(Math.floor(ratio * 100) / 100).toFixed(2)}×`
 
 export const perSecond = (n: number) =>
   n >= 1e6 ? `${(n / 1e6).toFixed(2)} M/s` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k/s` : `${n.toFixed(0)}/s`

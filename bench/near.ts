@@ -10,7 +10,7 @@ import { Redis } from "ioredis"
 import { createClient } from "redis"
 import { CacheStore, Job, RefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
-import { atLeast, compare, perSecond, record } from "./harness.js"
+import { compare, floorRow, record } from "./harness.js"
 import { versions } from "./near-reader.js"
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
@@ -21,15 +21,7 @@ const job = Job.make({ name: "bench.near", fetch: (key: string) => Effect.succee
 const redisKey = (key: string) => `${prefix}:${Option.getOrThrow(Option.getRight(job.key(key)))}`
 
 const ratioRow = (what: string, ours: number, baseline: number, target: number) =>
-  record({
-    section: "near",
-    what,
-    ours: perSecond(ours),
-    baseline: perSecond(baseline),
-    ratio: atLeast(ours / baseline),
-    target: `≥ ${target}×`,
-    met: ours / baseline >= target
-  })
+  floorRow("near", what, ours, baseline, target)
 
 const nearLayer = Layer.merge(
   RedisCacheStore.layer({ url, prefix, nearCache: { capacity: 10_000 } }),

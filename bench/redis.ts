@@ -6,7 +6,7 @@ import { Clock, Effect, Layer, Metric, Option, Schema } from "effect"
 import { Redis } from "ioredis"
 import { Job } from "effect-cacheback"
 import { BullRefreshQueue, RedisCacheStore, RefreshWorker } from "effect-cacheback/redis"
-import { atLeast, compare, perSecond, record, staleStorm } from "./harness.js"
+import { compare, floorRow, record, staleStorm } from "./harness.js"
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 const prefix = `bench:${process.pid}`
@@ -29,16 +29,8 @@ const rawClient = (autoPipelining: boolean) =>
     (client) => Effect.promise(() => client.quit())
   )
 
-const ratioRow = (what: string, ours: number, baseline: number, target: number, unit = perSecond) =>
-  record({
-    section: "redis",
-    what,
-    ours: unit(ours),
-    baseline: unit(baseline),
-    ratio: atLeast(ours / baseline),
-    target: `≥ ${target}×`,
-    met: ours / baseline >= target
-  })
+const ratioRow = (what: string, ours: number, baseline: number, target: number) =>
+  floorRow("redis", what, ours, baseline, target)
 
 /** `count` reads, `inFlight` at a time, each of the next key in turn. */
 const concurrently = (count: number, inFlight: number, read: (key: string) => Promise<unknown>) =>
