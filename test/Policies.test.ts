@@ -6,6 +6,7 @@ import { KeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Layer, Metric, Random, TestClock } from "effect"
 import { CacheStore, Job, TestRefreshQueue } from "effect-cacheback"
+import { tagScenario } from "./support/kit.js"
 
 const count = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.value(counter), (state) => state.count)
 
@@ -151,28 +152,9 @@ describe("Job.withTags, invalidateTags (SPEC §10)", () => {
   }
   for (const [name, store] of Object.entries(stores)) {
     it.effect(`${name}: invalidating a tag makes its entries stale (served, refreshed), leaving others fresh`, () =>
-      Effect.gen(function*() {
-        let fetches = 0
-        const job = Job.make({
-          name: `tagged-${name}`,
-          fetch: (id: number) => Effect.sync(() => ({ id, version: ++fetches }))
-        }).pipe(Job.withTags((id, value) => [`user:${id}`, `version:${value.version}`]))
-        yield* Job.get(job, 1)
-        yield* Job.get(job, 2)
-        expect((yield* Job.lookup(job, 1)).status).toBe("hit")
-        yield* Job.invalidateTags(job, ["user:1"])
-        expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 1 }, status: "stale", syncFetch: false })
-        expect((yield* Job.lookup(job, 2)).status).toBe("hit")
-        expect(yield* TestRefreshQueue.drain).toBe(1)
-        expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 3 }, status: "hit", syncFetch: undefined })
-        // The default store's accessor reaches the same tags.
-        yield* CacheStore.invalidateTags(["user:2"])
-        expect((yield* Job.lookup(job, 2)).status).toBe("stale")
-        // getMany checks tags too.
-        yield* Job.invalidateTags(job, ["version:3"])
-        expect(yield* Job.getMany(job, [1, 2])).toEqual([{ id: 1, version: 3 }, { id: 2, version: 2 }])
-        expect((yield* TestRefreshQueue.pending).length).toBeGreaterThanOrEqual(1)
-      }).pipe(Effect.provide(Layer.merge(store, TestRefreshQueue.layer))))
+      tagScenario(`tagged-${name}`, { stored: () => Effect.void, queued: Effect.void }).pipe(
+        Effect.provide(Layer.merge(store, TestRefreshQueue.layer))
+      ))
 
     it.effect(`${name}: a value stored with Job.set records its tags' tokens, so invalidating a tag makes it stale`, () =>
       Effect.gen(function*() {

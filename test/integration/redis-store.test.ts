@@ -9,7 +9,7 @@ import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
 import { Cluster, Redis } from "ioredis"
 import calculateSlot from "cluster-key-slot"
-import { captureLogs, count, counting } from "../support/kit.js"
+import { captureLogs, count, counting, tagScenario } from "../support/kit.js"
 import { clusterNodes, redisUrl } from "../support/services.js"
 import { Profile } from "./fixtures/jobs.js"
 import { entryJson } from "./fixtures/entries.js"
@@ -268,30 +268,12 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
 
   it.live("tags: invalidating a tag makes its entries stale (served, refreshed), leaving others fresh; tag keys have no TTL, in one slot", () => {
     const at = prefix("tags")
-    let fetches = 0
-    const job = Job.make({ name: named("taggedStore"), fetch: (id: number) => Effect.sync(() => ({ id, version: ++fetches })) }).pipe(
-      Job.withTags((id, value) => [`user:${id}`, `version:${value.version}`])
-    )
     return Effect.gen(function*() {
-      yield* Job.get(job, 1)
-      yield* Job.get(job, 2)
-      yield* isStored(job, 1)
-      yield* isStored(job, 2)
-      expect((yield* Job.lookup(job, 1)).status).toBe("hit")
-      yield* Job.invalidateTags(job, ["user:1"])
-      expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 1 }, status: "stale", syncFetch: false })
-      expect((yield* Job.lookup(job, 2)).status).toBe("hit")
-      // The stale read queues its refresh after it answered.
-      yield* poll("the refresh is queued", 2_000, Effect.map(TestRefreshQueue.pending, (tasks) => tasks.length > 0 || undefined))
-      expect(yield* TestRefreshQueue.drain).toBe(1)
-      expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 3 }, status: "hit", syncFetch: undefined })
-      // The default store's accessor reaches the same tags.
-      yield* CacheStore.invalidateTags(["user:2"])
-      expect((yield* Job.lookup(job, 2)).status).toBe("stale")
-      // getMany checks tags too.
-      yield* Job.invalidateTags(job, ["version:3"])
-      expect(yield* Job.getMany(job, [1, 2])).toEqual([{ id: 1, version: 3 }, { id: 2, version: 2 }])
-      expect((yield* TestRefreshQueue.pending).length).toBeGreaterThanOrEqual(1)
+      yield* tagScenario(named("taggedStore"), {
+        stored: isStored,
+        // The stale read queues its refresh after it answered.
+        queued: poll("the refresh is queued", 2_000, Effect.map(TestRefreshQueue.pending, (tasks) => tasks.length > 0 || undefined))
+      })
       // user:1, user:2, version:1, version:2, version:3 and the generation: kept without a
       // TTL (they must outlive the entries), and in one slot (the scripts touch several).
       const tags = (yield* Effect.promise(() => target.keys(raw, at))).filter((key) => key.startsWith(`${at}|tag:`))

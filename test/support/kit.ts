@@ -1,6 +1,7 @@
-/** Shared pieces of the core suites: counting fetches, layers, and a store that can fail. */
+/** Shared pieces of the suites: counting fetches, layers, a store that can fail, the tag scenario. */
+import { expect } from "@effect/vitest"
 import { Effect, Layer, Logger, Metric, Ref } from "effect"
-import { CacheStore, EnqueueError, RefreshQueue, StoreError, TestRefreshQueue } from "effect-cacheback"
+import { CacheStore, EnqueueError, Job, RefreshQueue, StoreError, TestRefreshQueue } from "effect-cacheback"
 
 /** A fetch that returns `input#n` for its n-th call and counts its calls. */
 export const counting = () => {
@@ -64,3 +65,48 @@ export const count = (counter: Metric.Metric.Counter<number>) => Effect.map(Metr
 export const refusingQueue = Layer.succeed(RefreshQueue.RefreshQueue, {
   enqueue: (task) => Effect.fail(new EnqueueError({ job: task.job, key: task.key, reason: "connection refused" }))
 })
+
+/** A job whose values carry their fetch's number, tagged by input and by that number. */
+const versionedTagged = (name: string) => {
+  let fetches = 0
+  return Job.make({ name, fetch: (id: number) => Effect.sync(() => ({ id, version: ++fetches })) }).pipe(
+    Job.withTags((id, value) => [`user:${id}`, `version:${value.version}`])
+  )
+}
+
+/**
+ * Tags on the store in context (SPEC §10), for every store that keeps them: invalidating a
+ * tag makes its entries stale (served, refreshed) and leaves others fresh; the default
+ * store's accessor and `getMany` check tags too. A remote store writes and enqueues after a
+ * read answered: `stored` waits for a read's value to be stored, `queued` for a refresh to
+ * be queued (nothing to wait for on an in-process store). Returns the job.
+ */
+export const tagScenario = <R1, R2>(
+  name: string,
+  settle: {
+    readonly stored: (job: ReturnType<typeof versionedTagged>, id: number) => Effect.Effect<unknown, unknown, R1>
+    readonly queued: Effect.Effect<unknown, unknown, R2>
+  }
+) =>
+  Effect.gen(function*() {
+    const job = versionedTagged(name)
+    yield* Job.get(job, 1)
+    yield* Job.get(job, 2)
+    yield* settle.stored(job, 1)
+    yield* settle.stored(job, 2)
+    expect((yield* Job.lookup(job, 1)).status).toBe("hit")
+    yield* Job.invalidateTags(job, ["user:1"])
+    expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 1 }, status: "stale", syncFetch: false })
+    expect((yield* Job.lookup(job, 2)).status).toBe("hit")
+    yield* settle.queued
+    expect(yield* TestRefreshQueue.drain).toBe(1)
+    expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, version: 3 }, status: "hit", syncFetch: undefined })
+    // The default store's accessor reaches the same tags.
+    yield* CacheStore.invalidateTags(["user:2"])
+    expect((yield* Job.lookup(job, 2)).status).toBe("stale")
+    // getMany checks tags too.
+    yield* Job.invalidateTags(job, ["version:3"])
+    expect(yield* Job.getMany(job, [1, 2])).toEqual([{ id: 1, version: 3 }, { id: 2, version: 2 }])
+    expect((yield* TestRefreshQueue.pending).length).toBeGreaterThanOrEqual(1)
+    return job
+  })
