@@ -4,9 +4,9 @@
  */
 import { KeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Layer, Metric, Random, TestClock } from "effect"
+import { Effect, Either, Fiber, Layer, Metric, Random, TestClock } from "effect"
 import { CacheStore, Job, TestRefreshQueue } from "effect-cacheback"
-import { tagScenario } from "./support/kit.js"
+import { tagRaceScenario, tagScenario } from "./support/kit.js"
 
 const count = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.value(counter), (state) => state.count)
 
@@ -171,23 +171,7 @@ describe("Job.withTags, invalidateTags (SPEC §10)", () => {
   }
 
   it.effect("a fetch that began before an invalidation of its tag stores an entry that is stale at once", () =>
-    Effect.gen(function*() {
-      const gate = yield* Deferred.make<void>()
-      const started = yield* Deferred.make<void>()
-      let fetches = 0
-      const job = Job.make({
-        name: "taggedRace",
-        fetch: (_: string) =>
-          Effect.zipRight(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)), Effect.sync(() => ++fetches))
-      }).pipe(Job.withTags(() => ["table:users"]))
-      const read = yield* Effect.fork(Job.get(job, "k"))
-      yield* Deferred.await(started)
-      // A write to the table and its invalidation land while the fetch reads the old rows.
-      yield* CacheStore.invalidateTags(["table:users"])
-      yield* Deferred.succeed(gate, undefined)
-      expect(yield* Fiber.join(read)).toBe(1)
-      expect((yield* Job.lookup(job, "k")).status).toBe("stale")
-    }).pipe(Effect.provide(memory)))
+    tagRaceScenario("taggedRace", () => Effect.void).pipe(Effect.provide(memory)))
 
   it.effect("invalidating over 10,000 tagged entries is one write: O(1) in the entries", () =>
     Effect.gen(function*() {

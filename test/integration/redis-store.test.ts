@@ -4,12 +4,12 @@
  * keys (one per slot on a cluster), corrupt entries as misses, tags.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Layer, Metric, Option, Schema } from "effect"
+import { Duration, Effect, Layer, Metric, Option, Schema } from "effect"
 import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
 import { Cluster, Redis } from "ioredis"
 import calculateSlot from "cluster-key-slot"
-import { captureLogs, count, counting, tagScenario } from "../support/kit.js"
+import { captureLogs, count, counting, tagRaceScenario, tagScenario } from "../support/kit.js"
 import { clusterNodes, redisUrl } from "../support/services.js"
 import { Profile } from "./fixtures/jobs.js"
 import { entryJson } from "./fixtures/entries.js"
@@ -317,24 +317,7 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
 
   it.live("tags: a fetch that began before an invalidation of its tag stores an entry that is stale at once", () => {
     const at = prefix("tags-race")
-    return Effect.gen(function*() {
-      const gate = yield* Deferred.make<void>()
-      const started = yield* Deferred.make<void>()
-      let fetches = 0
-      const job = Job.make({
-        name: named("taggedRaceStore"),
-        fetch: (_: string) =>
-          Effect.zipRight(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)), Effect.sync(() => ++fetches))
-      }).pipe(Job.withTags(() => ["table:users"]))
-      const read = yield* Effect.fork(Job.get(job, "k"))
-      yield* Deferred.await(started)
-      // A write to the table and its invalidation land while the fetch reads the old rows.
-      yield* CacheStore.invalidateTags(["table:users"])
-      yield* Deferred.succeed(gate, undefined)
-      expect(yield* Fiber.join(read)).toBe(1)
-      yield* isStored(job, "k")
-      expect((yield* Job.lookup(job, "k")).status).toBe("stale")
-    }).pipe(Effect.provide(store(at)))
+    return tagRaceScenario(named("taggedRaceStore"), isStored).pipe(Effect.provide(store(at)))
   })
 
   it.live("the first commands after the layer is built, many at once on every master, all succeed (each node connected before)", () => {

@@ -1,6 +1,6 @@
 /** Shared pieces of the suites: counting fetches, layers, a store that can fail, the tag scenario. */
 import { expect } from "@effect/vitest"
-import { Effect, Layer, Logger, Metric, Ref } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Metric, Ref } from "effect"
 import { CacheStore, EnqueueError, Job, RefreshQueue, StoreError, TestRefreshQueue } from "effect-cacheback"
 
 /** A fetch that returns `input#n` for its n-th call and counts its calls. */
@@ -109,4 +109,36 @@ export const tagScenario = <R1, R2>(
     expect(yield* Job.getMany(job, [1, 2])).toEqual([{ id: 1, version: 3 }, { id: 2, version: 2 }])
     expect((yield* TestRefreshQueue.pending).length).toBeGreaterThanOrEqual(1)
     return job
+  })
+
+/** A job tagged `table:users` whose fetch waits at `gate` after saying it `started`. */
+const gatedTagged = (name: string, started: Deferred.Deferred<void>, gate: Deferred.Deferred<void>) => {
+  let fetches = 0
+  return Job.make({
+    name,
+    fetch: (_: string) =>
+      Effect.zipRight(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)), Effect.sync(() => ++fetches))
+  }).pipe(Job.withTags(() => ["table:users"]))
+}
+
+/**
+ * A fetch that began before an invalidation of its tag stores an entry that is stale at
+ * once (SPEC §10), on the store in context; `stored` waits for the read's value to be stored.
+ */
+export const tagRaceScenario = <R>(
+  name: string,
+  stored: (job: ReturnType<typeof gatedTagged>, input: string) => Effect.Effect<unknown, unknown, R>
+) =>
+  Effect.gen(function*() {
+    const gate = yield* Deferred.make<void>()
+    const started = yield* Deferred.make<void>()
+    const job = gatedTagged(name, started, gate)
+    const read = yield* Effect.fork(Job.get(job, "k"))
+    yield* Deferred.await(started)
+    // A write to the table and its invalidation land while the fetch reads the old rows.
+    yield* CacheStore.invalidateTags(["table:users"])
+    yield* Deferred.succeed(gate, undefined)
+    expect(yield* Fiber.join(read)).toBe(1)
+    yield* stored(job, "k")
+    expect((yield* Job.lookup(job, "k")).status).toBe("stale")
   })
