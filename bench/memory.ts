@@ -52,7 +52,7 @@ const storm = Job.make({ name: "bench.staleStorm", fetch: (_: string) => Effect.
 )
 const staleStormMemory = staleStorm("memory", "storm: 10,000 concurrent stale reads of one key, memory queue", storm, Job.get(storm, "hot"))
 
-const heap = Effect.gen(function*() {
+const heap = Effect.scoped(Effect.gen(function*() {
   const gc = (globalThis as { gc?: () => void }).gc
   if (gc === undefined) {
     record({ section: "memory", what: "heap after 1,000,000 keys", ours: "run with node --expose-gc", baseline: "—", ratio: "—", target: "< 50 MB", met: undefined })
@@ -79,7 +79,7 @@ const heap = Effect.gen(function*() {
     target: "< 50 MB",
     met: grown < 50
   })
-})
+}))
 
 export const memory = Effect.all([hits, missStorm, staleStormMemory, heap], { discard: true }).pipe(
   Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10_000 }), RefreshQueue.layerMemory({ concurrency: 4 })))

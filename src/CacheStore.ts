@@ -1,29 +1,30 @@
 /**
- * Where entries live (SPEC §5). A service, so that a program chooses its backend with a
+ * Where entries live. A service, so that a program chooses its backend with a
  * layer: in-process LRU (the default), `@effect/platform`'s `KeyValueStore` (on disk with
  * its file-system layer), or Redis (`effect-cacheback/redis`).
  *
  * @since 0.1.0
  */
-import { randomUUID } from "node:crypto"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type * as Entry from "./Entry.js"
-import { CodecError, StoreError } from "./Errors.js"
-import * as Codec from "./internal/codec.js"
+import { type CodecError, StoreError } from "./Errors.js"
 import type { SchemaOf } from "./internal/codec.js"
+import * as Internal from "./internal/engine.js"
+import * as KeyValueBackend from "./internal/keyValueStore.js"
+import * as MemoryStore from "./internal/memoryStore.js"
 import { decodeErrorsFor } from "./internal/metrics.js"
 import { integer } from "./internal/options.js"
 
 /**
- * The shape of a cache backend. `schema` is the job's value schema (or `undefined`): a
+ * The shape of a cache backend: what a store of yours implements, and `make` turns into a
+ * `Service`. `schema` is the job's value schema (or `undefined`): a
  * backend that keeps entries outside the process encodes values through it, an in-process
  * one ignores it.
  *
@@ -32,7 +33,7 @@ import { integer } from "./internal/options.js"
  * @since 0.1.0
  * @category models
  */
-export interface Service {
+export interface Backend {
   readonly get: <A>(
     key: string,
     schema: SchemaOf<A> | undefined
@@ -94,6 +95,18 @@ export interface Service {
    * by tag: its tagged entries read as stale, and `invalidateTags` fails.
    */
   readonly tags?: Tags
+}
+
+/**
+ * A cache store as the engine reads it: a backend and its engine state in one runtime.
+ * The store layers build it; for a backend of yours, `make` or `layer`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service extends Backend {
+  /** @since 0.3.0 */
+  readonly engine: Engine
 }
 
 /**
@@ -166,105 +179,73 @@ export const decodeErrors = (store: string): Metric.Metric.Counter<number> => de
  */
 export class CacheStore extends Context.Tag("effect-cacheback/CacheStore")<CacheStore, Service>() {}
 
-interface Slot {
-  readonly entry: Option.Option<Entry.Entry<unknown>>
-  readonly deadline: number
-  used: boolean
-}
+/**
+ * What a store carries for the engine in one runtime (DESIGN.md, "State per runtime"): the
+ * budget of background work, single flights, early-refresh requests and the throttle of
+ * fault warnings. Opaque; built with the store by `make` (and by every store layer), in the
+ * layer's scope.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Engine = Internal.Engine
+
+/**
+ * The sizes of a store's engine state (`maxBackground`, `maxEarlyRequests`), options of
+ * every store layer.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type EngineOptions = Internal.EngineOptions
+
+/**
+ * A store service from a backend of yours: the backend with its engine state, in the scope
+ * of the layer that makes it (`Layer.scoped(Sessions, CacheStore.make(backend))`). Disposing
+ * that scope interrupts the store's background work and shared fetches.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const make = (backend: Backend, options?: EngineOptions): Effect.Effect<Service, never, Scope.Scope> =>
+  Internal.attach(backend, Internal.sizes("CacheStore.make", options))
+
+/**
+ * A backend of yours as the default store (`make` as a layer); the backend may be an effect
+ * that builds it.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layer = <E = never, R = never>(
+  backend: Backend | Effect.Effect<Backend, E, R>,
+  options?: EngineOptions
+): Layer.Layer<CacheStore, E, Exclude<R, Scope.Scope>> =>
+  Layer.scoped(
+    CacheStore,
+    Effect.flatMap(Effect.isEffect(backend) ? backend : Effect.succeed(backend), (made) => make(made, options))
+  )
 
 /**
  * An in-process store holding at most `capacity` entries, each forgotten after its TTL by
- * the caller's `Clock` (so `TestClock` drives it).
- *
- * Eviction approximates LRU with CLOCK (second chance): a read only marks its entry used,
- * and eviction passes over used entries once, clearing the mark, before taking the oldest
- * unused one. Moving an entry to the back of the map on every read, as exact LRU does,
- * costs a large share of a hit (BENCHMARKS.md).
+ * the caller's `Clock` (so `TestClock` drives it). Eviction approximates LRU (CLOCK: a read
+ * marks its entry, eviction gives marked entries a second chance).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory = (options: { readonly capacity: number }): Effect.Effect<Service> => {
+export const makeMemory = (options: MemoryOptions): Effect.Effect<Service, never, Scope.Scope> => {
   const capacity = integer("CacheStore.layerMemory", "capacity", options.capacity, 1)
-  return Effect.sync(() => {
-    // A Map iterates in insertion order: the front holds the entries written longest ago.
-    const slots = new Map<string, Slot>()
-    // An entry comes back as the job whose key it is stored it: the store does not check it.
-    const read = <A>(key: string, now: number): Option.Option<Entry.Entry<A>> => {
-      const slot = slots.get(key)
-      if (slot === undefined) return Option.none()
-      if (now >= slot.deadline) {
-        slots.delete(key)
-        return Option.none()
-      }
-      slot.used = true
-      return slot.entry as Option.Option<Entry.Entry<A>>
-    }
-    const evict = () => {
-      for (const [key, slot] of slots) {
-        slots.delete(key)
-        if (!slot.used) return
-        slot.used = false
-        slots.set(key, slot)
-      }
-    }
-    const withNow = <A>(f: (now: number) => A) =>
-      Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
-    // Tags live apart from the entries, at most `capacity` of them: a tag forgotten only
-    // makes its entries stale. In one process a counter is as good as a random token.
-    const tags = new Map<string, string>()
-    let tokens = 0
-    let invalidations = 0
-    const give = (name: string) => {
-      if (!tags.delete(name) && tags.size >= capacity) tags.delete(tags.keys().next().value!)
-      const token = String(++tokens)
-      tags.set(name, token)
-      return token
-    }
-    return CacheStore.of({
-      tags: {
-        tokens: (names, create) => Effect.sync(() => names.map((name) => tags.get(name) ?? (create ? give(name) : undefined))),
-        unsafeTokens: (names) => names.map((name) => tags.get(name)),
-        generation: Effect.sync(() => String(invalidations)),
-        invalidate: (names) =>
-          Effect.sync(() => {
-            names.forEach(give)
-            invalidations++
-          })
-      },
-      unsafeGet: read,
-      get: (key) => withNow((now) => read(key, now)),
-      getMany: (keys) => withNow((now) => keys.map((key) => read(key, now))),
-      set: (key, entry, ttl) =>
-        withNow((now) => {
-          // Evict before inserting, so that the new entry is not the one evicted.
-          if (!slots.delete(key) && slots.size >= capacity) evict()
-          slots.set(key, { entry: Option.some(entry), deadline: now + Duration.toMillis(ttl), used: false })
-        }),
-      // The race is in-process here: a stale read's write-back runs in the background and can
-      // land after a refresh stored a newer value.
-      compareAndSet: (key, entry, ttl, _, over) =>
-        withNow((now) => {
-          const stored = read(key, now)
-          if (!replaces(entry, stored, over)) return false
-          if (!slots.delete(key) && slots.size >= capacity) evict()
-          slots.set(key, { entry: Option.some(entry), deadline: now + Duration.toMillis(ttl), used: false })
-          return true
-        }),
-      delete: (key) => Effect.sync(() => void slots.delete(key))
-    })
-  })
+  const sizes = Internal.sizes("CacheStore.layerMemory", options)
+  return Effect.suspend(() => Internal.attach(MemoryStore.make(capacity), sizes))
 }
 
-/** Whether `entry` may replace what is stored (see `Service.compareAndSet`). */
-const replaces = (
-  entry: Entry.Entry<unknown>,
-  stored: Option.Option<Entry.Entry<unknown>>,
-  over: "unchanged" | "older"
-): boolean => {
-  if (stored._tag === "None" || stored.value._tag === "Pending") return entry._tag === "Pending" || over === "older"
-  if (entry._tag === "Pending") return false
-  return over === "older" ? stored.value.fetchedAt <= entry.fetchedAt : stored.value.fetchedAt === entry.fetchedAt
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface MemoryOptions extends EngineOptions {
+  readonly capacity: number
 }
 
 /**
@@ -273,8 +254,7 @@ const replaces = (
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory = (options: { readonly capacity: number }): Layer.Layer<CacheStore> =>
-  Layer.effect(CacheStore, makeMemory(options))
+export const layerMemory = (options: MemoryOptions): Layer.Layer<CacheStore> => Layer.scoped(CacheStore, makeMemory(options))
 
 /**
  * A store over `@effect/platform`'s `KeyValueStore` in context: with its `layerFileSystem`
@@ -285,73 +265,11 @@ export const layerMemory = (options: { readonly capacity: number }): Layer.Layer
  * @since 0.1.0
  * @category constructors
  */
-export const makeKeyValueStore: Effect.Effect<Service, never, KeyValueStore.KeyValueStore> = Effect.map(
-  KeyValueStore.KeyValueStore,
-  (kv) => {
-    const read = <A>(key: string, schema: SchemaOf<A> | undefined) =>
-      Effect.flatMap(
-        Effect.zip(
-          Effect.mapError(kv.get(key), (cause) => new StoreError({ operation: "get", key, cause })),
-          Clock.currentTimeMillis
-        ),
-        ([text, now]): Effect.Effect<Option.Option<Entry.Entry<A>>, StoreError> => {
-          if (Option.isNone(text)) return Effect.succeedNone
-          const record = parseRecord(text.value)
-          if (record === undefined) return Effect.as(Codec.reportCorrupt("keyValueStore", key, "it is not a record"), Option.none())
-          if (now >= record.deadline) {
-            return Effect.as(Effect.ignore(kv.remove(key)), Option.none())
-          }
-          return Either.match(Codec.forSchema(schema).decode(record.entry), {
-            onLeft: (reason) => Effect.as(Codec.reportCorrupt("keyValueStore", key, reason), Option.none()),
-            onRight: (entry) => Effect.succeed(Option.some(entry))
-          })
-        }
-      )
-    const fail = (operation: StoreError["operation"], key: string) => (cause: unknown) => new StoreError({ operation, key, cause })
-    // Tag keys start with "%", which job keys never do (job names escape it).
-    const tagKey = (name: string) => `%tag:${name}`
-    const newToken = Effect.sync(() => randomUUID())
-    return CacheStore.of({
-      tags: {
-        tokens: (names, create) =>
-          Effect.forEach(names, (name) =>
-            Effect.flatMap(Effect.mapError(kv.get(tagKey(name)), fail("get", tagKey(name))), (token) =>
-              Option.isSome(token) || !create
-                ? Effect.succeed(Option.getOrUndefined(token))
-                : Effect.tap(newToken, (fresh) => Effect.mapError(kv.set(tagKey(name), fresh), fail("set", tagKey(name)))))),
-        generation: Effect.map(Effect.mapError(kv.get("%tags"), fail("get", "%tags")), Option.getOrElse(() => "")),
-        invalidate: (names) =>
-          Effect.zipRight(
-            Effect.forEach(names, (name) => Effect.flatMap(newToken, (fresh) => Effect.mapError(kv.set(tagKey(name), fresh), fail("set", tagKey(name)))), { discard: true }),
-            Effect.flatMap(newToken, (fresh) => Effect.mapError(kv.set("%tags", fresh), fail("set", "%tags")))
-          )
-      },
-      get: read,
-      getMany: (keys, schema) => Effect.forEach(keys, (key) => read(key, schema), { concurrency: "unbounded" }),
-      set: (key, entry, ttl, schema) =>
-        Either.match(Codec.forSchema(schema).encode(entry), {
-          onLeft: (reason) => Effect.fail(new CodecError({ key, direction: "encode", reason })),
-          onRight: (json) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              Effect.mapError(
-                kv.set(key, JSON.stringify({ deadline: now + Duration.toMillis(ttl), entry: json })),
-                (cause) => new StoreError({ operation: "set", key, cause })
-              ))
-        }),
-      delete: (key) => Effect.mapError(kv.remove(key), (cause) => new StoreError({ operation: "delete", key, cause }))
-    })
-  }
-)
-
-const parseRecord = (text: string): { readonly deadline: number; readonly entry: unknown } | undefined => {
-  try {
-    const record = JSON.parse(text)
-    return typeof record === "object" && record !== null && typeof record.deadline === "number" && "entry" in record
-      ? record
-      : undefined
-  } catch {
-    return undefined
-  }
+export const makeKeyValueStore = (
+  options?: EngineOptions
+): Effect.Effect<Service, never, KeyValueStore.KeyValueStore | Scope.Scope> => {
+  const sizes = Internal.sizes("CacheStore.layerKeyValueStore", options)
+  return Effect.flatMap(KeyValueStore.KeyValueStore, (kv) => Internal.attach(KeyValueBackend.make(kv), sizes))
 }
 
 /**
@@ -360,10 +278,8 @@ const parseRecord = (text: string): { readonly deadline: number; readonly entry:
  * @since 0.1.0
  * @category layers
  */
-export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
-  CacheStore,
-  makeKeyValueStore
-)
+export const layerKeyValueStore = (options?: EngineOptions): Layer.Layer<CacheStore, never, KeyValueStore.KeyValueStore> =>
+  Layer.scoped(CacheStore, makeKeyValueStore(options))
 
 /**
  * Invalidates `tags` on the default store: every entry tagged with one of them is stale from

@@ -23,6 +23,7 @@ import type { SchemaOf } from "./internal/codec.js"
 import * as internal from "./internal/job.js"
 import type * as Metrics from "./internal/metrics.js"
 import * as operations from "./internal/operations.js"
+import * as read from "./internal/read.js"
 import type * as Policy from "./Policy.js"
 import type { QueueOptions, RefreshQueue } from "./RefreshQueue.js"
 
@@ -127,6 +128,14 @@ export declare namespace Job {
    * @category models
    */
   export type Raw<A, Z, Async extends boolean> = Async extends true ? A | Z : A
+  /**
+   * Whether a miss may be answered with the empty value after `withSyncOnMiss(sync)`: never
+   * after `true`, always after `false` or a predicate, maybe after a `boolean`.
+   *
+   * @since 0.3.0
+   * @category models
+   */
+  export type MissAsync<Sync> = Sync extends true ? false : Sync extends false ? true : Sync extends boolean ? boolean : true
   /**
    * A job that takes inputs of type `I`: what the data-last operations (`Job.get(input)`)
    * accept.
@@ -374,27 +383,13 @@ export const withFetchTimeout: {
  * @category combinators
  */
 export const withSyncOnMiss: {
-  (sync: true): <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
+  <I, const Sync extends boolean | ((input: I) => boolean)>(sync: Sync): <A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>
-  ) => Job<I, A, E, R, A, Z, false, S>
-  <I>(sync: false | ((input: I) => boolean)): <A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
-    self: Job<I, A, E, R, Out, Z, Async, S>
-  ) => Job<I, A, E, R, A | Z, Z, true, S>
-  <I>(sync: boolean): <A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
-    self: Job<I, A, E, R, Out, Z, Async, S>
-  ) => Job<I, A, E, R, A | Z, Z, boolean, S>
-  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
+  ) => Job<I, A, E, R, Job.Raw<A, Z, Job.MissAsync<Sync>>, Z, Job.MissAsync<Sync>, S>
+  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S, const Sync extends boolean | ((input: NoInfer<I>) => boolean)>(
     self: Job<I, A, E, R, Out, Z, Async, S>,
-    sync: true
-  ): Job<I, A, E, R, A, Z, false, S>
-  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
-    self: Job<I, A, E, R, Out, Z, Async, S>,
-    sync: false | ((input: NoInfer<I>) => boolean)
-  ): Job<I, A, E, R, A | Z, Z, true, S>
-  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
-    self: Job<I, A, E, R, Out, Z, Async, S>,
-    sync: boolean
-  ): Job<I, A, E, R, A | Z, Z, boolean, S>
+    sync: Sync
+  ): Job<I, A, E, R, Job.Raw<A, Z, Job.MissAsync<Sync>>, Z, Job.MissAsync<Sync>, S>
 } = dual(2, internal.withSyncOnMiss)
 
 /**
@@ -708,7 +703,7 @@ const toFunction = <I, A, E, R, Out, Z, Async extends boolean, S>(
 ): Cached<I, A, E, R, Out, Z, Async, S> =>
   Object.assign(
     // What `get` answers is the job's `Out`, as `get`'s signature says: the engine knows it as `unknown`.
-    (...input: InputArgs<I>) => operations.get(job, input[0] as I) as Effect.Effect<Out, E | FetchTimeout | KeyError, R | S | RefreshQueue>,
+    (...input: InputArgs<I>) => read.get(job, input[0] as I) as Effect.Effect<Out, E | FetchTimeout | KeyError, R | S | RefreshQueue>,
     { job }
   )
 
@@ -752,7 +747,7 @@ const toFunction = <I, A, E, R, Out, Z, Async extends boolean, S>(
 export const get: {
   <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Out<J>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
   <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Out<J>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
-} = dual((args) => isJob(args[0]), operations.get)
+} = dual((args) => isJob(args[0]), read.get)
 
 /**
  * `get`, also telling how the value was found: cacheback's `process_result` arguments. The
@@ -764,7 +759,7 @@ export const get: {
 export const lookup: {
   <J extends Job.All>(self: J, ...input: InputArgs<Input<J>>): Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>, Error<J> | FetchTimeout>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
   <I>(input: I): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Lookup<Job.Raw<Value<J>, Parts<J>["Z"], Parts<J>["Async"]>, Error<J> | FetchTimeout>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
-} = dual((args) => isJob(args[0]), operations.lookup)
+} = dual((args) => isJob(args[0]), read.lookup)
 
 /**
  * Values for many inputs, in order, reading the store once (`MGET` on Redis). Misses and
@@ -777,7 +772,7 @@ export const lookup: {
 export const getMany: {
   <J extends Job.All>(self: J, inputs: Iterable<Input<J>>): Effect.Effect<Array<Out<J>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
   <I>(inputs: Iterable<I>): <J extends Job.All>(self: J & Job.Taking<I>) => Effect.Effect<Array<Out<J>>, Error<J> | FetchTimeout | KeyError, Requirements<J>>
-} = dual(2, operations.getMany)
+} = dual(2, read.getMany)
 
 /**
  * Fetches now, stores the value with the job's expiry and returns it (cacheback's

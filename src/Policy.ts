@@ -78,12 +78,21 @@ export interface EarlyRefresh {
  * @category models
  */
 export interface Rules<in I> {
-  readonly fetchOnMiss: (input: I) => boolean
-  readonly fetchOnStale: StaleRule<I>
+  /**
+   * `Job.withSyncOnMiss`: whether a miss is fetched while the caller waits (cacheback's
+   * `fetch_on_miss`). Named `fetchOnMiss` before 0.3.
+   */
+  readonly syncOnMiss: (input: I) => boolean
+  /**
+   * `Job.withStaleRefresh`: when a stale value is fetched while the caller waits rather than
+   * served (cacheback's `fetch_on_stale_threshold`). Named `fetchOnStale` before 0.3.
+   */
+  readonly staleRefresh: StaleRule<I>
+  /** `Job.withRefreshTimeout`: how long a written-back stale value or a pending marker lasts. */
   readonly refreshTimeout: (input: I) => Duration.Duration
-  /** @since 0.2.0 */
+  /** `Job.withStaleIfError`. @since 0.2.0 */
   readonly staleIfError?: StaleIfError<I> | undefined
-  /** @since 0.2.0 */
+  /** `Job.withEarlyRefresh`. @since 0.2.0 */
   readonly earlyRefresh?: EarlyRefresh | undefined
 }
 
@@ -122,8 +131,8 @@ const waitForRefresh: Decision<never> = { _tag: "ServeEmpty", marker: undefined 
  * @category constructors
  */
 export const defaultRules: Rules<unknown> = {
-  fetchOnMiss: () => true,
-  fetchOnStale: { _tag: "Serve" },
+  syncOnMiss: () => true,
+  staleRefresh: { _tag: "Serve" },
   refreshTimeout: () => defaultRefreshTimeout
 }
 
@@ -132,7 +141,7 @@ const defaultRefreshTimeout = Duration.seconds(60)
 /**
  * Decides what `get` does with `entry` at `now` (epoch milliseconds of `Clock`).
  *
- * 1. No entry: fetch if `fetchOnMiss(input)`, otherwise serve empty and store a pending
+ * 1. No entry: fetch if `syncOnMiss(input)`, otherwise serve empty and store a pending
  *    marker expiring at `now + refreshTimeout` with one refresh enqueued.
  * 2. A pending marker: as a miss, but nothing is enqueued before the marker expires.
  * 3. A stale value whose synchronous fetch failed less than a refresh timeout ago, while
@@ -158,14 +167,14 @@ export const decide = <I, A>(
   draw?: number
 ): Decision<A> => {
   if (entry._tag === "None") {
-    return rules.fetchOnMiss(input) ? fetchMiss : serveEmpty(now, rules, input)
+    return rules.syncOnMiss(input) ? fetchMiss : serveEmpty(now, rules, input)
   }
   const found = entry.value
   if (found._tag === "Pending") {
-    if (rules.fetchOnMiss(input)) return fetchMiss
+    if (rules.syncOnMiss(input)) return fetchMiss
     return now <= found.expiresAt ? waitForRefresh : serveEmpty(now, rules, input)
   }
-  const stale = rules.fetchOnStale
+  const stale = rules.staleRefresh
   const age = now - found.fetchedAt
   if (found.graceUntil !== undefined && now <= found.graceUntil && withinGrace(rules.staleIfError, age)) {
     return { _tag: "ServeGrace", value: found.value }

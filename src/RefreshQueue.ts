@@ -15,7 +15,7 @@ import type { EnqueueError } from "./Errors.js"
 import * as MemoryQueue from "./internal/memoryQueue.js"
 import { integer } from "./internal/options.js"
 import * as Refresh from "./internal/refresh.js"
-import * as SingleFlight from "./internal/singleFlight.js"
+import { Flights } from "./internal/singleFlight.js"
 
 /**
  * How a job's refreshes are queued (cacheback's `task_options`). `attempts` counts the
@@ -144,15 +144,18 @@ export const layerMemory = (options: {
  * @since 0.1.0
  * @category layers
  */
-export const layerInline: Layer.Layer<RefreshQueue> = Layer.sync(RefreshQueue, () => {
-  const flights = {}
-  return RefreshQueue.of({
-    enqueue: (task) => {
-      let enqueued: Enqueued = "enqueued"
-      return Effect.map(
-        SingleFlight.run(flights, task.key, run(task), { onJoin: () => (enqueued = "deduplicated") }),
-        () => enqueued
-      )
-    }
+export const layerInline: Layer.Layer<RefreshQueue> = Layer.scoped(
+  RefreshQueue,
+  Effect.map(Effect.scope, (scope) => {
+    const flights = new Flights((effect) => Effect.forkIn(Effect.interruptible(effect), scope))
+    return RefreshQueue.of({
+      enqueue: (task) => {
+        let enqueued: Enqueued = "enqueued"
+        return Effect.map(
+          flights.run(task.key, run(task), { onJoin: () => (enqueued = "deduplicated") }),
+          () => enqueued
+        )
+      }
+    })
   })
-})
+)

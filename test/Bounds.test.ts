@@ -11,7 +11,7 @@ import { CacheStore, EnqueueError, Job, RefreshQueue, TestRefreshQueue } from "e
 const gatedStore = Effect.gen(function*() {
   const inner = yield* CacheStore.makeMemory({ capacity: 10_000 })
   const gate = { open: true, release: yield* Deferred.make<void>(), writes: 0 }
-  const store: CacheStore.Service = {
+  const store = yield* CacheStore.make({
     get: inner.get,
     getMany: inner.getMany,
     delete: inner.delete,
@@ -20,7 +20,7 @@ const gatedStore = Effect.gen(function*() {
         gate.writes++
         return gate.open ? inner.set(key, entry, ttl, schema) : Effect.zipRight(Deferred.await(gate.release), inner.set(key, entry, ttl, schema))
       })
-  }
+  })
   return { store, gate }
 })
 
@@ -33,7 +33,7 @@ const settle = (done: () => boolean) =>
   })
 
 describe("reads never wait for what follows their decision (SPEC §7)", () => {
-  it.effect("a miss answers the fetched value while its store is blocked; a read in that gap joins the flight", () =>
+  it.scoped("a miss answers the fetched value while its store is blocked; a read in that gap joins the flight", () =>
     Effect.gen(function*() {
       const { gate, store } = yield* gatedStore
       let fetches = 0
@@ -54,7 +54,7 @@ describe("reads never wait for what follows their decision (SPEC §7)", () => {
       }).pipe(Effect.provideService(CacheStore.CacheStore, store))
     }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("a stale read answers at once while its write-back and its enqueue hang; one background task per key", () =>
+  it.scoped("a stale read answers at once while its write-back and its enqueue hang; one background task per key", () =>
     Effect.gen(function*() {
       const { gate, store } = yield* gatedStore
       const enqueue = yield* Deferred.make<void>()
@@ -79,7 +79,7 @@ describe("reads never wait for what follows their decision (SPEC §7)", () => {
       }).pipe(Effect.provideService(CacheStore.CacheStore, store), Effect.provideService(RefreshQueue.RefreshQueue, hungQueue))
     }))
 
-  it.effect("at most 1,000 background writes at once; beyond, they are skipped and counted", () =>
+  it.scoped("at most 1,000 background writes at once; beyond, they are skipped and counted", () =>
     Effect.gen(function*() {
       const { gate, store } = yield* gatedStore
       const job = Job.make({ name: "backgroundBound", fetch: (input: number) => Effect.succeed(input) })
@@ -93,7 +93,7 @@ describe("reads never wait for what follows their decision (SPEC §7)", () => {
       expect(gate.writes).toBe(1_000)
     }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("an enqueue that fails after a stale read is a background refresh; the reader has its answer", () =>
+  it.scoped("an enqueue that fails after a stale read is a background refresh; the reader has its answer", () =>
     Effect.gen(function*() {
       let fetches = 0
       const job = Job.make({ name: "refusedThenBackground", fetch: (input: string) => Effect.sync(() => `${input}#${++fetches}`) })

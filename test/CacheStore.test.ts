@@ -12,7 +12,7 @@ const minute = Duration.minutes(1)
 const found = (option: Option.Option<Entry.Entry<unknown>>) => Option.getOrNull(option)
 
 describe("CacheStore.layerMemory", () => {
-  it.effect("holds at most `capacity` entries, evicting one not read since it was written (LRU by CLOCK)", () =>
+  it.scoped("holds at most `capacity` entries, evicting one not read since it was written (LRU by CLOCK)", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 2 })
       yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
@@ -22,7 +22,7 @@ describe("CacheStore.layerMemory", () => {
       expect((yield* store.getMany(["a", "b", "c"], undefined)).map(Option.isSome)).toEqual([true, false, true])
     }))
 
-  it.effect("when every entry was read, the newest one written is kept, and the oldest evicted", () =>
+  it.scoped("when every entry was read, the newest one written is kept, and the oldest evicted", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 2 })
       yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
@@ -32,7 +32,7 @@ describe("CacheStore.layerMemory", () => {
       expect((yield* store.getMany(["a", "b", "c"], undefined)).map(Option.isSome)).toEqual([false, true, true])
     }))
 
-  it.effect("rewriting a key never evicts another", () =>
+  it.scoped("rewriting a key never evicts another", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 2 })
       yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
@@ -41,7 +41,7 @@ describe("CacheStore.layerMemory", () => {
       expect((yield* store.getMany(["a", "b"], undefined)).map(Option.isSome)).toEqual([true, true])
     }))
 
-  it.effect("forgets an entry after its TTL by the caller's Clock", () =>
+  it.scoped("forgets an entry after its TTL by the caller's Clock", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 10 })
       yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
@@ -52,7 +52,7 @@ describe("CacheStore.layerMemory", () => {
       expect(found(yield* store.get("a", undefined))).toBeNull()
     }))
 
-  it.effect("delete removes; set replaces", () =>
+  it.scoped("delete removes; set replaces", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 10 })
       yield* store.set("a", Entry.value(1, 0, 1), minute, undefined)
@@ -70,12 +70,12 @@ describe("CacheStore.layerMemory", () => {
 
 describe("CacheStore.layerKeyValueStore", () => {
   const layer = Layer.mergeAll(
-    CacheStore.layerKeyValueStore.pipe(Layer.provideMerge(KeyValueStore.layerMemory)),
+    CacheStore.layerKeyValueStore().pipe(Layer.provideMerge(KeyValueStore.layerMemory)),
     TestRefreshQueue.layer
   )
   const Report = Schema.Struct({ at: Schema.Date, tags: Schema.Array(Schema.String) })
 
-  it.effect("values go through the job's value schema: a Date comes back a Date", () =>
+  it.scoped("values go through the job's value schema: a Date comes back a Date", () =>
     Effect.gen(function*() {
       const job = Job.make({
         name: "kvSchema",
@@ -88,7 +88,7 @@ describe("CacheStore.layerKeyValueStore", () => {
       expect(again.value.at.toISOString()).toBe("2024-01-01T00:00:00.000Z")
     }).pipe(Effect.provide(layer)))
 
-  it.effect("without a schema a value must be JSON-safe: set fails with a CodecError that says what to do", () =>
+  it.scoped("without a schema a value must be JSON-safe: set fails with a CodecError that says what to do", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "kvUnsafe", fetch: (_: string) => Effect.succeed({ at: new Date(0) }) })
       const error = yield* Effect.flip(Job.set(job, "x", { at: new Date(0) }))
@@ -96,7 +96,7 @@ describe("CacheStore.layerKeyValueStore", () => {
       expect(error.message).toMatch(/\$\.at is an instance of Date.*Job\.withSchema\(\{ value \}\)/)
     }).pipe(Effect.provide(layer)))
 
-  it.effect("a value that cannot be encoded does not break a read: it is returned and the write is logged", () => {
+  it.scoped("a value that cannot be encoded does not break a read: it is returned and the write is logged", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const job = Job.make({ name: "kvUnsafeRead", fetch: (_: string) => Effect.succeed(10n) })
@@ -106,7 +106,7 @@ describe("CacheStore.layerKeyValueStore", () => {
     }).pipe(Effect.provide(Layer.merge(layer, logs.layer)))
   })
 
-  it.effect("an entry that does not decode is a miss, counted, and overwritten by the fetch", () =>
+  it.scoped("an entry that does not decode is a miss, counted, and overwritten by the fetch", () =>
     Effect.gen(function*() {
       const kv = yield* KeyValueStore.KeyValueStore
       const job = Job.make({ name: "kvCorrupt", fetch: counting().fetch }).pipe(Job.withSchema({ value: Schema.String }))
@@ -122,7 +122,7 @@ describe("CacheStore.layerKeyValueStore", () => {
       expect((yield* count(decodeErrors)) - before).toBe(2)
     }).pipe(Effect.provide(layer)))
 
-  it.effect("a record past its TTL reads as a miss and is removed", () =>
+  it.scoped("a record past its TTL reads as a miss and is removed", () =>
     Effect.gen(function*() {
       const kv = yield* KeyValueStore.KeyValueStore
       const job = Job.make({ name: "kvTtl", fetch: counting().fetch }).pipe(Job.withCacheTtl("1 minute"), Job.withLifetime("1 hour"))

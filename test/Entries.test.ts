@@ -12,7 +12,7 @@ const count = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.valu
 
 const stores = {
   memory: CacheStore.layerMemory({ capacity: 100 }),
-  keyValueStore: CacheStore.layerKeyValueStore.pipe(Layer.provide(KeyValueStore.layerMemory))
+  keyValueStore: CacheStore.layerKeyValueStore().pipe(Layer.provide(KeyValueStore.layerMemory))
 }
 
 describe("entries carry their job's fingerprint (SPEC §7)", () => {

@@ -21,7 +21,7 @@ const stored = <A>(job: Job.Job<string, A, any, any, any, any, any, any>, input:
   Effect.map(Job.rawGet(job, input), (entry) => Option.isSome(entry) && entry.value._tag === "Value" && entry.value.value === value)
 
 describe("faults degrade, never break reads (SPEC §3)", () => {
-  it.effect("a failing store read counts as a miss: the value is fetched and returned", () => {
+  it.scoped("a failing store read counts as a miss: the value is fetched and returned", () => {
     const logs = captureLogs()
     return withFaultyStore(({ faults }) =>
       Effect.gen(function*() {
@@ -38,7 +38,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
     ).pipe(Effect.provide(Layer.merge(TestRefreshQueue.layer, logs.layer)))
   })
 
-  it.effect("during an outage a job warns once every 10 seconds, and counts every fault", () => {
+  it.scoped("during an outage a job warns once every 10 seconds, and counts every fault", () => {
     const logs = captureLogs()
     return withFaultyStore(({ faults }) =>
       Effect.gen(function*() {
@@ -55,7 +55,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
     ).pipe(Effect.provide(Layer.merge(TestRefreshQueue.layer, logs.layer)))
   })
 
-  it.effect("a failing store write is logged and counted; the fetched value is still returned", () => {
+  it.scoped("a failing store write is logged and counted; the fetched value is still returned", () => {
     const logs = captureLogs()
     return withFaultyStore(({ faults }) =>
       Effect.gen(function*() {
@@ -68,7 +68,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
     ).pipe(Effect.provide(Layer.merge(TestRefreshQueue.layer, logs.layer)))
   })
 
-  it.effect("a failing read of many counts as misses for all of them", () =>
+  it.scoped("a failing read of many counts as misses for all of them", () =>
     withFaultyStore(({ calls, faults }) =>
       Effect.gen(function*() {
         yield* Ref.set(faults, { failReads: true, failWrites: false })
@@ -79,7 +79,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       })
     ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("explicit store operations report the store's error", () =>
+  it.scoped("explicit store operations report the store's error", () =>
     withFaultyStore(({ faults }) =>
       Effect.gen(function*() {
         yield* Ref.set(faults, { failReads: true, failWrites: true })
@@ -90,7 +90,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       })
     ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("a failing enqueue on a stale read answers at once and refreshes in the background (SPEC §7)", () =>
+  it.scoped("a failing enqueue on a stale read answers at once and refreshes in the background (SPEC §7)", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "enqueueFailsStale", fetch: f.fetch })
@@ -103,7 +103,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       expect(yield* count(Job.metrics(job).enqueueErrors)).toBe(1)
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
 
-  it.effect("a failing enqueue on an async miss answers the empty value at once and refreshes in the background", () =>
+  it.scoped("a failing enqueue on an async miss answers the empty value at once and refreshes in the background", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "enqueueFailsMiss", fetch: f.fetch }).pipe(Job.withSyncOnMiss(false))
@@ -112,7 +112,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "hit", syncFetch: undefined })
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
 
-  it.effect("when the background refresh fails too, the read has answered the stale value and the failure is logged", () => {
+  it.scoped("when the background refresh fails too, the read has answered the stale value and the failure is logged", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       let healthy = true
@@ -130,7 +130,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
     }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), refusingQueue, logs.layer)))
   })
 
-  it.effect("enqueue failures are counted exactly and logged once per job every 10 seconds", () => {
+  it.scoped("enqueue failures are counted exactly and logged once per job every 10 seconds", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const job = Job.make({ name: "enqueueFlood", fetch: counting().fetch }).pipe(Job.withSyncOnMiss(false))
@@ -144,7 +144,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
     }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), refusingQueue, logs.layer)))
   })
 
-  it.effect("asyncRefresh with a failing enqueue refreshes synchronously, and fails with that fetch's error", () =>
+  it.scoped("asyncRefresh with a failing enqueue refreshes synchronously, and fails with that fetch's error", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "asyncRefreshFallback", fetch: f.fetch })
@@ -154,7 +154,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       expect(yield* Effect.flip(Job.asyncRefresh(failing, "alan"))).toBe("boom")
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
 
-  it.effect("when the queue refuses, concurrent stale reads still share one synchronous refresh", () =>
+  it.scoped("when the queue refuses, concurrent stale reads still share one synchronous refresh", () =>
     withFaultyStore(() =>
       Effect.gen(function*() {
         let fetches = 0
@@ -175,7 +175,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       })
     ).pipe(Effect.provide(refusingQueue)))
 
-  it.effect("a refresh whose value cannot be stored fails, is retried, and counts as failed", () =>
+  it.scoped("a refresh whose value cannot be stored fails, is retried, and counts as failed", () =>
     withFaultyStore(({ faults }) =>
       Effect.gen(function*() {
         const f = counting()
@@ -198,21 +198,21 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       })
     ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("a store that dies (a defect) counts as a miss too", () =>
+  it.scoped("a store that dies (a defect) counts as a miss too", () =>
     Effect.gen(function*() {
-      const dying: CacheStore.Service = {
+      const dying = yield* CacheStore.make({
         get: () => Effect.die(new Error("driver bug")),
         getMany: () => Effect.die(new Error("driver bug")),
         set: () => Effect.die(new Error("driver bug")),
         delete: () => Effect.die(new Error("driver bug"))
-      }
+      })
       const job = Job.make({ name: "storeDies", fetch: counting().fetch })
       expect(yield* Job.lookup(job, "k").pipe(Effect.provideService(CacheStore.CacheStore, dying)))
         .toEqual({ value: "k#1", status: "miss", syncFetch: true })
       expect(yield* count(Job.metrics(job).storeErrors)).toBe(2)
     }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("a background refresh that fails leaves the stale entry, is logged and counted", () => {
+  it.scoped("a background refresh that fails leaves the stale entry, is logged and counted", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       let healthy = true
@@ -232,7 +232,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
     }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 10 }), TestRefreshQueue.layer, logs.layer)))
   })
 
-  it.effect("a background refresh that dies (a defect) is contained the same way", () =>
+  it.scoped("a background refresh that dies (a defect) is contained the same way", () =>
     Effect.gen(function*() {
       let healthy = true
       const job = Job.make({

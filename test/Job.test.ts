@@ -14,8 +14,8 @@ describe("Job.make and the combinators (SPEC §1)", () => {
     expect(Duration.toMillis(job.expiry("x"))).toBe(600_000)
     expect(Duration.toMillis(job.refreshTimeout("x"))).toBe(60_000)
     expect(Duration.toMillis(job.cacheTtl("x"))).toBe(30 * 86_400_000)
-    expect(job.fetchOnMiss("x")).toBe(true)
-    expect(job.fetchOnStale).toEqual({ _tag: "Serve" })
+    expect(job.syncOnMiss("x")).toBe(true)
+    expect(job.staleRefresh).toEqual({ _tag: "Serve" })
     expect(job.empty("x")).toBeUndefined()
     expect(job.store).toBe(CacheStore.CacheStore)
     expect(job.spans).toBe(false)
@@ -120,7 +120,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       Job.withStaleRefresh({ syncAfter: "900 seconds" })
     )
 
-  it.effect("miss with a synchronous fetch: fetched, stored fresh for the lifetime, nothing queued", () =>
+  it.scoped("miss with a synchronous fetch: fetched, stored fresh for the lifetime, nothing queued", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "lifecycle", fetch: f.fetch })
@@ -130,7 +130,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* pendingKeys).toEqual([])
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("miss with the empty value, then a drained refresh fills it", () =>
+  it.scoped("miss with the empty value, then a drained refresh fills it", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(
@@ -146,7 +146,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "hit", syncFetch: undefined })
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("a pending marker enqueues again once it expires (its refresh failed)", () =>
+  it.scoped("a pending marker enqueues again once it expires (its refresh failed)", () =>
     Effect.gen(function*() {
       const job = Job.make({
         name: "pendingAgain",
@@ -169,7 +169,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* count(enqueued)).toBe(2)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("hit: the stored value, no fetch, nothing queued", () =>
+  it.scoped("hit: the stored value, no fetch, nothing queued", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "lifecycle", fetch: f.fetch })
@@ -180,7 +180,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* pendingKeys).toEqual([])
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("stale within the sync threshold: the stale value at once, one refresh queued, then the new value", () =>
+  it.scoped("stale within the sync threshold: the stale value at once, one refresh queued, then the new value", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = parity(f.fetch)
@@ -194,7 +194,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "hit", syncFetch: undefined })
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("stale beyond the sync threshold: fetched while the caller waits", () =>
+  it.scoped("stale beyond the sync threshold: fetched while the caller waits", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = parity(f.fetch)
@@ -205,7 +205,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* pendingKeys).toEqual([])
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("repeated stale reads within the refresh timeout queue one refresh", () =>
+  it.scoped("repeated stale reads within the refresh timeout queue one refresh", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "staleRepeated", fetch: f.fetch })
@@ -223,7 +223,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(f.calls()).toBe(1)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("stale reads after the refresh timeout queue again (the first refresh never ran)", () =>
+  it.scoped("stale reads after the refresh timeout queue again (the first refresh never ran)", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "staleAgain", fetch: counting().fetch })
       yield* Job.get(job, "alan")
@@ -238,7 +238,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* count(Job.metrics(job).deduplicated)).toBe(1)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("invalidate on a miss does nothing", () =>
+  it.scoped("invalidate on a miss does nothing", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "lifecycle", fetch: f.fetch })
@@ -248,7 +248,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(f.calls()).toBe(0)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("invalidate on a hit keeps the value until now + refresh timeout and queues one refresh", () =>
+  it.scoped("invalidate on a hit keeps the value until now + refresh timeout and queues one refresh", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "invalidateHit", fetch: f.fetch }).pipe(Job.withRefreshTimeout("30 seconds"))
@@ -266,7 +266,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
     }).pipe(Effect.provide(testLayer)))
 
   // Another process (or a worker) stored a value between invalidate's read and its write.
-  it.effect("invalidate does not put back the value it read over one stored meanwhile; the refresh is queued still", () =>
+  it.scoped("invalidate does not put back the value it read over one stored meanwhile; the refresh is queued still", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "invalidateRace", fetch: f.fetch })
@@ -286,7 +286,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* pendingKeys).toEqual(["alan"])
     }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.effect("a refresh never replaces a value fetched later (another process's, stored first)", () =>
+  it.scoped("a refresh never replaces a value fetched later (another process's, stored first)", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "refreshRace", fetch: f.fetch })
@@ -303,7 +303,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* count(Job.metrics(job).refreshFailures)).toBe(0)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("delete removes the entry: the next read is a miss", () =>
+  it.scoped("delete removes the entry: the next read is a miss", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "lifecycle", fetch: f.fetch })
@@ -313,7 +313,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "miss", syncFetch: true })
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("set stores a value with the normal expiry; reads are hits", () =>
+  it.scoped("set stores a value with the normal expiry; reads are hits", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(Job.withLifetime("2 minutes"))
@@ -324,7 +324,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
       expect(f.calls()).toBe(0)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("rawGet never triggers a refresh, even on a stale entry", () =>
+  it.scoped("rawGet never triggers a refresh, even on a stale entry", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "lifecycle", fetch: f.fetch })
@@ -337,7 +337,7 @@ describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
 })
 
 describe("the other combinators", () => {
-  it.effect("withKey: the key is name: and the function's result; two jobs never share an entry", () =>
+  it.scoped("withKey: the key is name: and the function's result; two jobs never share an entry", () =>
     Effect.gen(function*() {
       const a = Job.make({ name: "a", fetch: (user: { id: number; name: string }) => Effect.succeed(`a:${user.name}`) })
         .pipe(Job.withKey((user) => String(user.id)))
@@ -349,7 +349,7 @@ describe("the other combinators", () => {
       expect(yield* Job.get(b, { id: 7, name: "alan" })).toBe("b:alan")
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("two jobs never share a key, even when one's name looks like another's key", () =>
+  it.scoped("two jobs never share a key, even when one's name looks like another's key", () =>
     Effect.gen(function*() {
       const section = Job.make({ name: "user", fetch: (name: string) => Effect.succeed(`section ${name}`) }).pipe(
         Job.withKey((name) => name)
@@ -360,7 +360,7 @@ describe("the other combinators", () => {
       expect(section.key("settings")).not.toEqual(settings.key(undefined))
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("a withKey function that returns no string is a KeyError", () =>
+  it.scoped("a withKey function that returns no string is a KeyError", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "badKey", fetch: (_: string) => Effect.succeed(1) }).pipe(
         Job.withKey(() => undefined as unknown as string)
@@ -371,14 +371,14 @@ describe("the other combinators", () => {
       })
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withKey keys inputs that have no canonical encoding", () =>
+  it.scoped("withKey keys inputs that have no canonical encoding", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "fn", fetch: (f: () => number) => Effect.sync(f) })
       expect((yield* Effect.flip(Job.get(job, () => 1)))._tag).toBe("KeyError")
       expect(yield* Job.get(job.pipe(Job.withKey(() => "one")), () => 1)).toBe(1)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withExpiry: a lifetime per input", () =>
+  it.scoped("withExpiry: a lifetime per input", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "expiry", fetch: counting().fetch }).pipe(
         Job.withExpiry((input: string) => input === "short" ? "1 minute" : "1 hour")
@@ -389,7 +389,7 @@ describe("the other combinators", () => {
       expect((yield* raw(job, "long"))!.expiresAt).toBe(3_600_000)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withRefreshTimeout as a function of the input", () =>
+  it.scoped("withRefreshTimeout as a function of the input", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "timeout", fetch: counting().fetch }).pipe(
         Job.withSyncOnMiss(false),
@@ -399,7 +399,7 @@ describe("the other combinators", () => {
       expect(yield* raw(job, "abc")).toEqual(Entry.pending(3_000))
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withCacheTtl: after it the backend forgets the entry, even a fresh one: a real miss", () =>
+  it.scoped("withCacheTtl: after it the backend forgets the entry, even a fresh one: a real miss", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "ttl", fetch: f.fetch }).pipe(Job.withLifetime("1 hour"), Job.withCacheTtl("5 minutes"))
@@ -411,7 +411,7 @@ describe("the other combinators", () => {
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "miss", syncFetch: true })
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withSyncOnMiss(predicate): asked per input", () =>
+  it.scoped("withSyncOnMiss(predicate): asked per input", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "predicate", fetch: counting().fetch }).pipe(
         Job.withSyncOnMiss((input: string) => input.startsWith("vip"))
@@ -422,7 +422,7 @@ describe("the other combinators", () => {
       expect((yield* Job.lookup(back, "guest-2")).syncFetch).toBe(true)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withEmpty is told the input", () =>
+  it.scoped("withEmpty is told the input", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "empty", fetch: counting().fetch }).pipe(
         Job.withSyncOnMiss(false),
@@ -431,7 +431,7 @@ describe("the other combinators", () => {
       expect(yield* Job.get(job, "alan")).toBe("no alan yet")
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withStaleRefresh(predicate): fetches a stale value when the predicate says so", () =>
+  it.scoped("withStaleRefresh(predicate): fetches a stale value when the predicate says so", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "stalePredicate", fetch: counting().fetch }).pipe(
         Job.withStaleRefresh(({ staleFor }, input: string) => input === "strict" || staleFor > 60_000)
@@ -443,7 +443,7 @@ describe("the other combinators", () => {
       expect(yield* Job.lookup(job, "lax")).toEqual({ value: "lax#2", status: "stale", syncFetch: false })
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withProcessResult: told input, status and syncFetch; applied twice, composed", () =>
+  it.scoped("withProcessResult: told input, status and syncFetch; applied twice, composed", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "processed", fetch: counting().fetch }).pipe(
         Job.withProcessResult((value, context) => ({ value, ...context })),
@@ -453,7 +453,7 @@ describe("the other combinators", () => {
       expect(yield* Job.get(job, "alan")).toBe("alan#1/hit/undefined/alan")
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withSchema: an input schema keys class instances by their encoding", () =>
+  it.scoped("withSchema: an input schema keys class instances by their encoding", () =>
     Effect.gen(function*() {
       class UserId extends Schema.Class<UserId>("UserId")({ id: Schema.Number }) {}
       const f = counting()
@@ -466,7 +466,7 @@ describe("the other combinators", () => {
       expect(job.valueSchema).toBe(Schema.String)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withStore: reads and writes another CacheStore service", () =>
+  it.scoped("withStore: reads and writes another CacheStore service", () =>
     Effect.gen(function*() {
       class Sessions extends Context.Tag("Sessions")<Sessions, CacheStore.Service>() {}
       const job = Job.make({ name: "sessions", fetch: counting().fetch }).pipe(Job.withStore(Sessions))
@@ -477,7 +477,7 @@ describe("the other combinators", () => {
       expect(Option.isNone(yield* main.get(Option.getOrThrow(Option.getRight(job.key("alan"))), undefined))).toBe(true)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("withQueueOptions: attempts and backoff drive the retries of a background refresh", () =>
+  it.scoped("withQueueOptions: attempts and backoff drive the retries of a background refresh", () =>
     Effect.gen(function*() {
       let calls = 0
       const job = Job.make({
@@ -497,7 +497,7 @@ describe("the other combinators", () => {
 })
 
 describe("the operations (SPEC §2)", () => {
-  it.effect("refresh fetches now, even on a hit, and stores", () =>
+  it.scoped("refresh fetches now, even on a hit, and stores", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "ops", fetch: counting().fetch })
       yield* Job.get(job, "alan")
@@ -505,7 +505,7 @@ describe("the operations (SPEC §2)", () => {
       expect(yield* Job.get(job, "alan")).toBe("alan#2")
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("asyncRefresh enqueues; the refresh stores when it runs", () =>
+  it.scoped("asyncRefresh enqueues; the refresh stores when it runs", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "ops", fetch: f.fetch })
@@ -516,7 +516,7 @@ describe("the operations (SPEC §2)", () => {
       expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 600_000))
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("a void job is read without an input and keyed by its name", () =>
+  it.scoped("a void job is read without an input and keyed by its name", () =>
     Effect.gen(function*() {
       let calls = 0
       const job = Job.make({ name: "config", fetch: () => Effect.sync(() => ++calls) })
@@ -526,7 +526,7 @@ describe("the operations (SPEC §2)", () => {
       expect(Option.isSome(yield* store.get("config", undefined))).toBe(true)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("getMany: values in order, one store read for all, misses fetched", () =>
+  it.scoped("getMany: values in order, one store read for all, misses fetched", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "many", fetch: f.fetch })
@@ -536,7 +536,7 @@ describe("the operations (SPEC §2)", () => {
       expect(yield* Job.getMany(job, [])).toEqual([])
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("getMany applies withProcessResult once to every value, hits, misses and stale ones alike, as get does", () =>
+  it.scoped("getMany applies withProcessResult once to every value, hits, misses and stale ones alike, as get does", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "manyProcessed", fetch: f.fetch }).pipe(
@@ -555,7 +555,7 @@ describe("the operations (SPEC §2)", () => {
       expect(yield* TestRefreshQueue.pending).toHaveLength(1)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("getMany fails with KeyError before reading anything when one input cannot be keyed", () =>
+  it.scoped("getMany fails with KeyError before reading anything when one input cannot be keyed", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "many", fetch: f.fetch as (input: unknown) => Effect.Effect<string> })
@@ -564,7 +564,7 @@ describe("the operations (SPEC §2)", () => {
       expect(f.calls()).toBe(0)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("a fetch error of a synchronous fetch is the caller's, and is never cached", () =>
+  it.scoped("a fetch error of a synchronous fetch is the caller's, and is never cached", () =>
     Effect.gen(function*() {
       let fail = true
       const job = Job.make({
@@ -577,7 +577,7 @@ describe("the operations (SPEC §2)", () => {
       expect(yield* Job.get(job, "x")).toBe(1)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("Job.cached is the decorator: a function with get's behaviour and its .job", () =>
+  it.scoped("Job.cached is the decorator: a function with get's behaviour and its .job", () =>
     Effect.gen(function*() {
       const f = counting()
       const tweets = Job.cached("tweets", f.fetch, { lifetime: "1 minute" })
@@ -599,7 +599,7 @@ describe("the operations (SPEC §2)", () => {
 })
 
 describe("single flight (SPEC §3)", () => {
-  it.effect("concurrent synchronous fetches of one key share one fetch", () =>
+  it.scoped("concurrent synchronous fetches of one key share one fetch", () =>
     Effect.gen(function*() {
       let calls = 0
       const job = Job.make({
@@ -615,7 +615,7 @@ describe("single flight (SPEC §3)", () => {
       expect(new Set(values)).toEqual(new Set(["k#1"]))
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("a caller that gives up leaves the shared fetch to finish and store", () =>
+  it.scoped("a caller that gives up leaves the shared fetch to finish and store", () =>
     Effect.gen(function*() {
       const started = yield* Deferred.make<void>()
       const job = Job.make({
@@ -647,7 +647,7 @@ describe("single flight (SPEC §3)", () => {
       }
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("a shared fetch counts as one synchronous fetch", () =>
+  it.scoped("a shared fetch counts as one synchronous fetch", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "flightCounted", fetch: (_: string) => Effect.as(Effect.sleep("1 second"), 1) })
       const readers = yield* Effect.fork(Effect.all(Array.from({ length: 50 }, () => Job.get(job, "k")), { concurrency: "unbounded" }))
@@ -657,7 +657,7 @@ describe("single flight (SPEC §3)", () => {
       expect(yield* count(Job.metrics(job).misses)).toBe(50)
     }).pipe(Effect.provide(testLayer)))
 
-  it.effect("two stores never share a flight", () =>
+  it.scoped("two stores never share a flight", () =>
     Effect.gen(function*() {
       let calls = 0
       const job = Job.make({
@@ -677,7 +677,7 @@ describe("single flight (SPEC §3)", () => {
 })
 
 describe("background refreshes", () => {
-  it.effect("run in a scope of their own, not in the scope of the read that queued them", () =>
+  it.scoped("run in a scope of their own, not in the scope of the read that queued them", () =>
     Effect.gen(function*() {
       const events: Array<string> = []
       const connection = Effect.acquireRelease(

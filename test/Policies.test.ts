@@ -39,7 +39,7 @@ describe("Job.withStaleIfError (SPEC §10)", () => {
       Job.withStaleIfError("10 minutes")
     )
 
-  it.effect("an origin down for 5 minutes across syncAfter: no read fails, at most one fetch per refresh timeout", () =>
+  it.scoped("an origin down for 5 minutes across syncAfter: no read fails, at most one fetch per refresh timeout", () =>
     Effect.gen(function*() {
       const o = origin()
       const job = build(o)
@@ -66,7 +66,7 @@ describe("Job.withStaleIfError (SPEC §10)", () => {
       expect((yield* Job.lookup(job, "k")).value).toMatch(/^k@3\d{5}$/)
     }).pipe(Effect.provide(memory)))
 
-  it.effect("lookup reports the error it served the stale value for; past maxStale the read fails with it", () =>
+  it.scoped("lookup reports the error it served the stale value for; past maxStale the read fails with it", () =>
     Effect.gen(function*() {
       const o = origin()
       const job = build(o)
@@ -89,7 +89,7 @@ describe("Job.withStaleIfError (SPEC §10)", () => {
       expect(error).toBeInstanceOf(Down)
     }).pipe(Effect.provide(memory)))
 
-  it.effect("a fetch that times out is served stale too", () =>
+  it.scoped("a fetch that times out is served stale too", () =>
     Effect.gen(function*() {
       let hang = false
       const job = Job.make({
@@ -112,7 +112,7 @@ describe("Job.withStaleIfError (SPEC §10)", () => {
 })
 
 describe("Job.withEarlyRefresh (SPEC §10)", () => {
-  it.effect("near expiry a hit enqueues one refresh, by the draw from Random (Random.fixed drives it); the next hits of that value do not", () =>
+  it.scoped("near expiry a hit enqueues one refresh, by the draw from Random (Random.fixed drives it); the next hits of that value do not", () =>
     Effect.gen(function*() {
       let fetches = 0
       const job = Job.make({
@@ -148,7 +148,7 @@ describe("Job.withEarlyRefresh (SPEC §10)", () => {
 describe("Job.withTags, invalidateTags (SPEC §10)", () => {
   const stores = {
     memory: CacheStore.layerMemory({ capacity: 100 }),
-    keyValueStore: CacheStore.layerKeyValueStore.pipe(Layer.provide(KeyValueStore.layerMemory))
+    keyValueStore: CacheStore.layerKeyValueStore().pipe(Layer.provide(KeyValueStore.layerMemory))
   }
   for (const [name, store] of Object.entries(stores)) {
     it.effect(`${name}: invalidating a tag makes its entries stale (served, refreshed), leaving others fresh`, () =>
@@ -170,10 +170,10 @@ describe("Job.withTags, invalidateTags (SPEC §10)", () => {
       }).pipe(Effect.provide(Layer.merge(store, TestRefreshQueue.layer))))
   }
 
-  it.effect("a fetch that began before an invalidation of its tag stores an entry that is stale at once", () =>
+  it.scoped("a fetch that began before an invalidation of its tag stores an entry that is stale at once", () =>
     tagRaceScenario("taggedRace", () => Effect.void).pipe(Effect.provide(memory)))
 
-  it.effect("invalidating over 10,000 tagged entries is one write: O(1) in the entries", () =>
+  it.scoped("invalidating over 10,000 tagged entries is one write: O(1) in the entries", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "manyTagged", fetch: (id: number) => Effect.succeed(id) }).pipe(Job.withTags(() => ["all"]))
       yield* Effect.forEach(Array.from({ length: 10_000 }, (_, i) => i), (i) => Job.get(job, i), { discard: true })
@@ -185,7 +185,7 @@ describe("Job.withTags, invalidateTags (SPEC §10)", () => {
       expect((yield* Job.lookup(job, 9_999)).status).toBe("stale")
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 20_000 }), TestRefreshQueue.layer))))
 
-  it.effect("a store without tags: invalidateTags fails with a StoreError that says so", () =>
+  it.scoped("a store without tags: invalidateTags fails with a StoreError that says so", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 10 })
       const { tags: _, ...untagged } = store

@@ -14,23 +14,23 @@ const syncOnStale = (syncAfter: Duration.DurationInput): Policy.StaleRule<unknow
 const value = (fetchedAt: number, expiresAt: number) => Option.some(Entry.value("v", fetchedAt, expiresAt))
 
 describe("Policy.decide, rule by rule (SPEC §3)", () => {
-  it("1. a miss fetches when fetchOnMiss says so", () => {
+  it("1. a miss fetches when syncOnMiss says so", () => {
     expect(Policy.decide(Option.none(), 0, rules(), "x")).toEqual({ _tag: "Fetch", status: "miss" })
   })
 
-  it("1. a miss without fetchOnMiss serves empty and queues one refresh behind a marker", () => {
-    const decision = Policy.decide(Option.none(), 1_000, rules({ fetchOnMiss: () => false }), "x")
+  it("1. a miss without syncOnMiss serves empty and queues one refresh behind a marker", () => {
+    const decision = Policy.decide(Option.none(), 1_000, rules({ syncOnMiss: () => false }), "x")
     expect(decision).toEqual({ _tag: "ServeEmpty", marker: Entry.pending(61_000) })
   })
 
-  it("1. fetchOnMiss is asked with the input", () => {
-    const perInput = rules({ fetchOnMiss: (input) => input === "sync" })
+  it("1. syncOnMiss is asked with the input", () => {
+    const perInput = rules({ syncOnMiss: (input) => input === "sync" })
     expect(Policy.decide(Option.none(), 0, perInput, "sync")._tag).toBe("Fetch")
     expect(Policy.decide(Option.none(), 0, perInput, "async")._tag).toBe("ServeEmpty")
   })
 
   it("2. a pending marker enqueues nothing before its expiry, and again after it", () => {
-    const async = rules({ fetchOnMiss: () => false })
+    const async = rules({ syncOnMiss: () => false })
     const marker = Option.some(Entry.pending(61_000))
     expect(Policy.decide(marker, 61_000, async, "x")).toEqual({ _tag: "ServeEmpty", marker: undefined })
     expect(Policy.decide(marker, 61_001, async, "x")).toEqual({ _tag: "ServeEmpty", marker: Entry.pending(121_001) })
@@ -53,7 +53,7 @@ describe("Policy.decide, rule by rule (SPEC §3)", () => {
   })
 
   it("4. cacheback parity: lifetime 600 s, syncAfter 900 s: stale at 840 s, fetched at 960 s", () => {
-    const parity = rules({ fetchOnStale: syncOnStale("900 seconds") })
+    const parity = rules({ staleRefresh: syncOnStale("900 seconds") })
     expect(Policy.decide(value(0, 600_000), 840_000, parity, "x")._tag).toBe("ServeStale")
     expect(Policy.decide(value(0, 600_000), 960_000, parity, "x")).toEqual({ _tag: "Fetch", status: "stale" })
   })
@@ -61,7 +61,7 @@ describe("Policy.decide, rule by rule (SPEC §3)", () => {
   it("4. a predicate is told the age and how long the value has been stale", () => {
     const seen: Array<Policy.Ages> = []
     const predicate = rules({
-      fetchOnStale: {
+      staleRefresh: {
         _tag: "When",
         predicate: (ages) => {
           seen.push(ages)
@@ -75,7 +75,7 @@ describe("Policy.decide, rule by rule (SPEC §3)", () => {
   })
 
   it("syncAfter is a ceiling: a value older than it is fetched even before its expiry", () => {
-    const longLived = rules({ fetchOnStale: syncOnStale("1 minute") })
+    const longLived = rules({ staleRefresh: syncOnStale("1 minute") })
     expect(Policy.decide(value(0, 3_600_000), 60_000, longLived, "x")._tag).toBe("Hit")
     expect(Policy.decide(value(0, 3_600_000), 60_001, longLived, "x")).toEqual({ _tag: "Fetch", status: "stale" })
   })
@@ -98,8 +98,8 @@ const staleRule: fc.Arbitrary<Policy.StaleRule<unknown>> = fc.oneof(
   fc.func(fc.boolean()).map((f) => ({ _tag: "When", predicate: (ages: Policy.Ages) => f(ages.age, ages.staleFor) }) as const)
 )
 const anyRules: fc.Arbitrary<Policy.Rules<unknown>> = fc.record({
-  fetchOnMiss: fc.func(fc.boolean()),
-  fetchOnStale: staleRule,
+  syncOnMiss: fc.func(fc.boolean()),
+  staleRefresh: staleRule,
   refreshTimeout: span.map((ms) => () => Duration.millis(ms))
 })
 const anyEntry: fc.Arbitrary<Option.Option<Entry.Entry<number>>> = fc.oneof(
@@ -114,7 +114,7 @@ describe("Policy.decide, properties", () => {
     { fetchedAt: time, lifetime: span, elapsed: span, rules: anyRules },
     ({ elapsed, fetchedAt, lifetime, rules }) => {
       const now = fetchedAt + Math.min(elapsed, lifetime)
-      const ceiling = rules.fetchOnStale._tag === "SyncAfter" ? Duration.toMillis(rules.fetchOnStale.syncAfter) : Infinity
+      const ceiling = rules.staleRefresh._tag === "SyncAfter" ? Duration.toMillis(rules.staleRefresh.syncAfter) : Infinity
       fc.pre(now - fetchedAt <= ceiling)
       const decision = Policy.decide(Option.some(Entry.value(1, fetchedAt, fetchedAt + lifetime)), now, rules, "x")
       expect(decision).toEqual({ _tag: "Hit", value: 1 })
@@ -123,12 +123,12 @@ describe("Policy.decide, properties", () => {
 
   it.prop(
     "the value returned is never older than syncAfter",
-    { entry: anyEntry, now: fc.double(), syncAfter: span, fetchOnMiss: fc.boolean() },
-    ({ entry, fetchOnMiss, now, syncAfter }) => {
+    { entry: anyEntry, now: fc.double(), syncAfter: span, syncOnMiss: fc.boolean() },
+    ({ entry, syncOnMiss, now, syncAfter }) => {
       const decision = Policy.decide(
         entry,
         now,
-        rules({ fetchOnMiss: () => fetchOnMiss, fetchOnStale: syncOnStale(syncAfter) }),
+        rules({ syncOnMiss: () => syncOnMiss, staleRefresh: syncOnStale(syncAfter) }),
         "x"
       )
       if (decision._tag === "Hit" || decision._tag === "ServeStale") {
@@ -142,7 +142,7 @@ describe("Policy.decide, properties", () => {
     "a pending marker never enqueues twice within its expiry",
     { start: time, timeout: span, later: fc.array(span, { maxLength: 20 }) },
     ({ later, start, timeout }) => {
-      const async = rules({ fetchOnMiss: () => false, refreshTimeout: () => Duration.millis(timeout) })
+      const async = rules({ syncOnMiss: () => false, refreshTimeout: () => Duration.millis(timeout) })
       const first = Policy.decide(Option.none(), start, async, "x")
       if (first._tag !== "ServeEmpty" || first.marker === undefined) throw new Error("a miss must queue a refresh")
       const marker = first.marker
@@ -183,8 +183,8 @@ describe("Policy.decide, properties", () => {
 
 const maxStaleRule = (ms: number): Policy.StaleIfError<unknown> => ({ _tag: "MaxStale", maxStale: Duration.millis(ms) })
 const withPolicies = fc.record({
-  fetchOnMiss: fc.func(fc.boolean()),
-  fetchOnStale: staleRule,
+  syncOnMiss: fc.func(fc.boolean()),
+  staleRefresh: staleRule,
   refreshTimeout: span.map((ms) => () => Duration.millis(ms)),
   staleIfError: fc.option(span.map(maxStaleRule), { nil: undefined }),
   earlyRefresh: fc.option(fc.double({ min: 0.01, max: 10, noNaN: true }).map((beta) => ({ beta })), { nil: undefined })
@@ -202,7 +202,7 @@ describe("stale-if-error (SPEC §10), properties", () => {
     { fetchedAt: time, age: span, maxStale: span, timeout: span, error: fc.anything() },
     ({ age, error, fetchedAt, maxStale, timeout }) => {
       const rulesOf = rules({
-        fetchOnStale: syncOnStale(0),
+        staleRefresh: syncOnStale(0),
         refreshTimeout: () => Duration.millis(timeout),
         staleIfError: maxStaleRule(maxStale)
       })
@@ -221,14 +221,14 @@ describe("stale-if-error (SPEC §10), properties", () => {
     "within its grace a stale value is served without fetching, the one exception to syncAfter; after it, or past maxStale, it is fetched",
     { fetchedAt: time, age: span, maxStale: span, grace: span, syncAfter: span },
     ({ age, fetchedAt, grace, maxStale, syncAfter }) => {
-      const rulesOf = rules({ fetchOnStale: syncOnStale(syncAfter), staleIfError: maxStaleRule(maxStale) })
+      const rulesOf = rules({ staleRefresh: syncOnStale(syncAfter), staleIfError: maxStaleRule(maxStale) })
       const now = fetchedAt + age
       const graced = Option.some({ ...Entry.value(1, fetchedAt, now - 1), graceUntil: now - 1 + grace })
       const decision = Policy.decide(graced, now, rulesOf, "x")
       if (grace >= 1 && age < maxStale) expect(decision).toEqual({ _tag: "ServeGrace", value: 1 })
       else expect(decision._tag).not.toBe("ServeGrace")
       // Without stale-if-error a grace means nothing: the ceiling holds.
-      const plain = Policy.decide(graced, now, rules({ fetchOnStale: syncOnStale(syncAfter) }), "x")
+      const plain = Policy.decide(graced, now, rules({ staleRefresh: syncOnStale(syncAfter) }), "x")
       if (age > syncAfter) expect(plain._tag).toBe("Fetch")
     }
   )

@@ -25,39 +25,71 @@ export const TypeId: Job.TypeId = Symbol.for("effect-cacheback/Job") as Job.Type
 
 export const isJob = (u: unknown): u is Job.Job.Any => typeof u === "object" && u !== null && TypeId in u
 
+/**
+ * A job as the engine takes it: its own input, value, error, requirements and store, and
+ * everything but the types of what `get` answers (those are the public signatures').
+ */
+export type Stored<I, A, E, R, S> = Job.Job<I, A, E, R, unknown, unknown, boolean, S>
+
+/** What the engine uses of a job once its store is resolved. Every `Job` is one. */
+export type Definition<I, A, E, R> = Omit<Stored<I, A, E, R, never>, "store" | Job.TypeId | "pipe">
+
 /** The fields of a job, without its prototype's. */
-type Fields = Omit<Job.Job.Any, Job.TypeId | "pipe">
+type Fields<I, A, E, R, S> = Omit<Stored<I, A, E, R, S>, Job.TypeId | "pipe">
 
 /**
  * A job's record. A class that declares every field, so that every job has one hidden class
  * with its fields in the object: assigned to a bare object, twenty-odd fields would put it in
  * V8's dictionary mode, and every property read of a hit would pay for it (BENCHMARKS.md).
  */
-class JobRecord implements Fields {
-  readonly name!: Fields["name"]
-  readonly fetch!: Fields["fetch"]
-  readonly key!: Fields["key"]
-  readonly expiry!: Fields["expiry"]
-  readonly cacheTtl!: Fields["cacheTtl"]
-  readonly fetchTimeout!: Fields["fetchTimeout"]
-  readonly fetchOnMiss!: Fields["fetchOnMiss"]
-  readonly fetchOnStale!: Fields["fetchOnStale"]
-  readonly refreshTimeout!: Fields["refreshTimeout"]
-  readonly staleIfError!: Fields["staleIfError"]
-  readonly earlyRefresh!: Fields["earlyRefresh"]
-  readonly tags!: Fields["tags"]
-  readonly empty!: Fields["empty"]
-  readonly processResult!: Fields["processResult"]
-  readonly inputSchema!: Fields["inputSchema"]
-  readonly valueSchema!: Fields["valueSchema"]
-  readonly version!: Fields["version"]
-  readonly fingerprint!: Fields["fingerprint"]
-  readonly store!: Fields["store"]
-  readonly queueOptions!: Fields["queueOptions"]
-  readonly spans!: Fields["spans"]
-  readonly singleFlight!: Fields["singleFlight"]
-  constructor(fields: Fields) {
-    Object.assign(this, fields)
+class JobRecord<I, A, E, R, S> implements Fields<I, A, E, R, S> {
+  declare readonly name: string
+  declare readonly fetch: Fields<I, A, E, R, S>["fetch"]
+  declare readonly key: Fields<I, A, E, R, S>["key"]
+  declare readonly expiry: Fields<I, A, E, R, S>["expiry"]
+  declare readonly cacheTtl: Fields<I, A, E, R, S>["cacheTtl"]
+  declare readonly fetchTimeout: Fields<I, A, E, R, S>["fetchTimeout"]
+  declare readonly syncOnMiss: Fields<I, A, E, R, S>["syncOnMiss"]
+  declare readonly staleRefresh: Fields<I, A, E, R, S>["staleRefresh"]
+  declare readonly refreshTimeout: Fields<I, A, E, R, S>["refreshTimeout"]
+  declare readonly staleIfError: Fields<I, A, E, R, S>["staleIfError"]
+  declare readonly earlyRefresh: Fields<I, A, E, R, S>["earlyRefresh"]
+  declare readonly tags: Fields<I, A, E, R, S>["tags"]
+  declare readonly empty: Fields<I, A, E, R, S>["empty"]
+  declare readonly processResult: Fields<I, A, E, R, S>["processResult"]
+  declare readonly inputSchema: Fields<I, A, E, R, S>["inputSchema"]
+  declare readonly valueSchema: Fields<I, A, E, R, S>["valueSchema"]
+  declare readonly version: number
+  declare readonly fingerprint: string | undefined
+  declare readonly store: Fields<I, A, E, R, S>["store"]
+  declare readonly queueOptions: QueueOptions
+  declare readonly spans: boolean
+  declare readonly singleFlight: "process" | "cluster"
+  constructor(fields: Fields<I, A, E, R, S>) {
+    // Every field, in one order, so that every record has the same hidden class.
+    const self = this as { -readonly [K in keyof Fields<I, A, E, R, S>]: Fields<I, A, E, R, S>[K] }
+    self.name = fields.name
+    self.fetch = fields.fetch
+    self.key = fields.key
+    self.expiry = fields.expiry
+    self.cacheTtl = fields.cacheTtl
+    self.fetchTimeout = fields.fetchTimeout
+    self.syncOnMiss = fields.syncOnMiss
+    self.staleRefresh = fields.staleRefresh
+    self.refreshTimeout = fields.refreshTimeout
+    self.staleIfError = fields.staleIfError
+    self.earlyRefresh = fields.earlyRefresh
+    self.tags = fields.tags
+    self.empty = fields.empty
+    self.processResult = fields.processResult
+    self.inputSchema = fields.inputSchema
+    self.valueSchema = fields.valueSchema
+    self.version = fields.version
+    self.fingerprint = fields.fingerprint
+    self.store = fields.store
+    self.queueOptions = fields.queueOptions
+    self.spans = fields.spans
+    self.singleFlight = fields.singleFlight
   }
   get [TypeId]() {
     return variance
@@ -69,8 +101,20 @@ class JobRecord implements Fields {
 
 const variance = { _Out: (_: never) => _, _Async: (_: never) => _ }
 
-const copy = <J extends Job.Job.Any>(self: Job.Job.Any, patch: Partial<Fields>): J =>
-  new JobRecord({ ...self, ...patch }) as unknown as J
+/**
+ * A copy of `self` with `patch`; the one place a job's fingerprint is computed, from its
+ * value schema and version whenever either changes.
+ */
+const copy = <I, A, E, R, S, S2 = S>(
+  self: Fields<I, A, E, R, S>,
+  patch: Partial<Fields<I, A, E, R, S2>>
+): Stored<I, A, E, R, S2> => {
+  const fields = { ...self, ...patch } as Fields<I, A, E, R, S2>
+  const fingerprint = "valueSchema" in patch || "version" in patch
+    ? fingerprintFor(fields.valueSchema, fields.version)
+    : fields.fingerprint
+  return new JobRecord({ ...fields, fingerprint }) as unknown as Stored<I, A, E, R, S2>
+}
 
 const defaultLifetime = Duration.minutes(10)
 const defaultCacheTtl = Duration.days(30)
@@ -87,7 +131,7 @@ export const make = <I, A, E, R>(options: {
   if (typeof options.fetch !== "function") {
     throw new TypeError(`Job.make: expected fetch to be a function (input) => Effect for job "${name}"`)
   }
-  const fields: Omit<Job.Job<I, A, E, R>, Job.TypeId | "pipe"> = {
+  const fields: Fields<I, A, E, R, CacheStore> = {
     ...Policy.defaultRules,
     name,
     fetch: options.fetch,
@@ -109,12 +153,13 @@ export const make = <I, A, E, R>(options: {
     spans: false,
     singleFlight: "cluster"
   }
+  // What `get` answers (`Out`) is the public signature's to say: `A` for a new job.
   return new JobRecord(fields) as unknown as Job.Job<I, A, E, R>
 }
 
 // The combinators, data first. Each returns a new record.
 
-export const withKey = (self: Job.Job.Any, f: (input: unknown) => string): Job.Job.Any => {
+export const withKey = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, f: (input: I) => string): Stored<I, A, E, R, S> => {
   func("Job.withKey", f)
   const start = Key.prefix(self.name)
   return copy(self, {
@@ -129,52 +174,57 @@ export const withKey = (self: Job.Job.Any, f: (input: unknown) => string): Job.J
   })
 }
 
-export const withLifetime = (self: Job.Job.Any, lifetime: Duration.DurationInput): Job.Job.Any =>
+export const withLifetime = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, lifetime: Duration.DurationInput): Stored<I, A, E, R, S> =>
   copy(self, { expiry: constant(Durations.decode("Job.withLifetime", lifetime)) })
 
-export const withExpiry = (self: Job.Job.Any, f: (input: unknown) => Duration.DurationInput): Job.Job.Any =>
-  copy(self, { expiry: Durations.decodeWith("Job.withExpiry", func("Job.withExpiry", f)) })
+export const withExpiry = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  f: (input: I) => Duration.DurationInput
+): Stored<I, A, E, R, S> => copy(self, { expiry: Durations.decodeWith("Job.withExpiry", func("Job.withExpiry", f)) })
 
-export const withRefreshTimeout = (self: Job.Job.Any, timeout: DurationOrFunction): Job.Job.Any =>
+export const withRefreshTimeout = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, timeout: DurationOrFunction<I>): Stored<I, A, E, R, S> =>
   copy(self, { refreshTimeout: durationOrFunction("Job.withRefreshTimeout", timeout) })
 
-export const withCacheTtl = (self: Job.Job.Any, ttl: DurationOrFunction): Job.Job.Any =>
+export const withCacheTtl = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, ttl: DurationOrFunction<I>): Stored<I, A, E, R, S> =>
   copy(self, { cacheTtl: durationOrFunction("Job.withCacheTtl", ttl) })
 
-export const withFetchTimeout = (self: Job.Job.Any, timeout: DurationOrFunction): Job.Job.Any =>
+export const withFetchTimeout = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, timeout: DurationOrFunction<I>): Stored<I, A, E, R, S> =>
   copy(self, {
     fetchTimeout: typeof timeout === "function"
       ? Durations.decodeWith("Job.withFetchTimeout", timeout, { infinite: true })
       : constant(Durations.decode("Job.withFetchTimeout", timeout, { infinite: true }))
   })
 
-export const withSyncOnMiss = (self: Job.Job.Any, sync: boolean | ((input: unknown) => boolean)): Job.Job.Any => {
+export const withSyncOnMiss = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  sync: boolean | ((input: I) => boolean)
+): Stored<I, A, E, R, S> => {
   assertUnprocessed("Job.withSyncOnMiss", self)
-  return copy(self, { fetchOnMiss: typeof sync === "boolean" ? constant(sync) : func("Job.withSyncOnMiss", sync) })
+  return copy(self, { syncOnMiss: typeof sync === "boolean" ? constant(sync) : func("Job.withSyncOnMiss", sync) })
 }
 
-export const withEmpty = (self: Job.Job.Any, empty: (input: unknown) => unknown): Job.Job.Any => {
+export const withEmpty = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, empty: (input: I) => unknown): Stored<I, A, E, R, S> => {
   assertUnprocessed("Job.withEmpty", self)
   return copy(self, { empty: func("Job.withEmpty", empty) })
 }
 
-export const withStaleRefresh = (
-  self: Job.Job.Any,
-  rule: { readonly syncAfter: Duration.DurationInput } | ((ages: Policy.Ages, input: unknown) => boolean)
-): Job.Job.Any => {
-  if (typeof rule === "function") return copy(self, { fetchOnStale: { _tag: "When", predicate: rule } })
+export const withStaleRefresh = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  rule: { readonly syncAfter: Duration.DurationInput } | ((ages: Policy.Ages, input: I) => boolean)
+): Stored<I, A, E, R, S> => {
+  if (typeof rule === "function") return copy(self, { staleRefresh: { _tag: "When", predicate: rule } })
   if (typeof rule !== "object" || rule === null || !("syncAfter" in rule)) {
     throw new TypeError("Job.withStaleRefresh: expected { syncAfter: duration } or a predicate ({ age, staleFor }, input) => boolean")
   }
   return copy(self, {
-    fetchOnStale: { _tag: "SyncAfter", syncAfter: Durations.decode("Job.withStaleRefresh syncAfter", rule.syncAfter) }
+    staleRefresh: { _tag: "SyncAfter", syncAfter: Durations.decode("Job.withStaleRefresh syncAfter", rule.syncAfter) }
   })
 }
 
-export const withProcessResult = (
-  self: Job.Job.Any,
-  f: (value: unknown, context: Job.ResultContext<unknown>) => unknown
-): Job.Job.Any => {
+export const withProcessResult = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  f: (value: unknown, context: Job.ResultContext<I>) => unknown
+): Stored<I, A, E, R, S> => {
   func("Job.withProcessResult", f)
   const previous = self.processResult
   return copy(self, {
@@ -182,32 +232,33 @@ export const withProcessResult = (
   })
 }
 
-export const withSchema = (self: Job.Job.Any, schemas: {
-  readonly input?: SchemaOf<unknown>
-  readonly value?: SchemaOf<unknown>
-}): Job.Job.Any => {
+export const withSchema = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, schemas: {
+  readonly input?: SchemaOf<I>
+  readonly value?: SchemaOf<A>
+}): Stored<I, A, E, R, S> => {
   const input = schemas.input ?? self.inputSchema
-  const value = schemas.value ?? self.valueSchema
   return copy(self, {
     inputSchema: input,
-    valueSchema: value,
-    fingerprint: fingerprintFor(value, self.version),
+    valueSchema: schemas.value ?? self.valueSchema,
     // A custom key function stays; the default one learns the input schema.
     key: schemas.input !== undefined && isDefaultKey(self) ? defaultKey(self.name, input) : self.key
   })
 }
 
-export const withStaleIfError = (
-  self: Job.Job.Any,
-  rule: Duration.DurationInput | ((ages: Policy.Ages, input: unknown, error: unknown) => boolean)
-): Job.Job.Any =>
+export const withStaleIfError = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  rule: Duration.DurationInput | ((ages: Policy.Ages, input: I, error: unknown) => boolean)
+): Stored<I, A, E, R, S> =>
   copy(self, {
     staleIfError: typeof rule === "function"
       ? { _tag: "When", predicate: rule }
       : { _tag: "MaxStale", maxStale: Durations.decode("Job.withStaleIfError", rule) }
   })
 
-export const withEarlyRefresh = (self: Job.Job.Any, options: { readonly beta: number }): Job.Job.Any => {
+export const withEarlyRefresh = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  options: { readonly beta: number }
+): Stored<I, A, E, R, S> => {
   const beta = options?.beta
   if (typeof beta !== "number" || !Number.isFinite(beta) || beta <= 0) {
     throw new RangeError(`Job.withEarlyRefresh: expected { beta } with beta a positive, finite number (1 is XFetch's default), got ${beta}`)
@@ -215,32 +266,32 @@ export const withEarlyRefresh = (self: Job.Job.Any, options: { readonly beta: nu
   return copy(self, { earlyRefresh: { beta } })
 }
 
-export const withTags = (self: Job.Job.Any, tags: (input: unknown, value: unknown) => ReadonlyArray<string>): Job.Job.Any =>
-  copy(self, { tags: func("Job.withTags", tags) })
+export const withTags = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  tags: (input: I, value: A) => ReadonlyArray<string>
+): Stored<I, A, E, R, S> => copy(self, { tags: func("Job.withTags", tags) })
 
-export const withVersion = (self: Job.Job.Any, version: number): Job.Job.Any =>
-  copy(self, {
-    version: integer("Job.withVersion", "version", version, 0),
-    fingerprint: fingerprintFor(self.valueSchema, version)
-  })
+export const withVersion = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, version: number): Stored<I, A, E, R, S> =>
+  copy(self, { version: integer("Job.withVersion", "version", version, 0) })
 
 /** A job's fingerprint: none for no value schema at version 0, the default (and 0.1's entries). */
-const fingerprintFor = (valueSchema: SchemaOf<unknown> | undefined, version: number): string | undefined =>
+const fingerprintFor = <A>(valueSchema: SchemaOf<A> | undefined, version: number): string | undefined =>
   valueSchema === undefined && version === 0
     ? undefined
     : fingerprintOf(["value", valueSchema === undefined ? "none" : fingerprint(valueSchema), "version", String(version)])
 
-export const withStore = (self: Job.Job.Any, store: Context.Tag<unknown, StoreService>): Job.Job.Any => {
+export const withStore = <I, A, E, R, S, S2>(self: Stored<I, A, E, R, S>, store: Context.Tag<S2, StoreService>): Stored<I, A, E, R, S2> => {
   if (!Context.isTag(store)) throw new TypeError("Job.withStore: expected a Context.Tag of a CacheStore service")
-  return copy(self, { store })
+  return copy<I, A, E, R, S, S2>(self, { store })
 }
 
-export const withQueueOptions = (self: Job.Job.Any, options: Job.QueueOptionsInput): Job.Job.Any =>
+export const withQueueOptions = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, options: Job.QueueOptionsInput): Stored<I, A, E, R, S> =>
   copy(self, { queueOptions: queueOptions(options) })
 
-export const withSpans = (self: Job.Job.Any, enabled: boolean = true): Job.Job.Any => copy(self, { spans: enabled })
+export const withSpans = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, enabled: boolean = true): Stored<I, A, E, R, S> =>
+  copy(self, { spans: enabled })
 
-export const withSingleFlight = (self: Job.Job.Any, scope: "process" | "cluster"): Job.Job.Any => {
+export const withSingleFlight = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, scope: "process" | "cluster"): Stored<I, A, E, R, S> => {
   if (scope !== "process" && scope !== "cluster") {
     throw new TypeError(`Job.withSingleFlight: expected "process" or "cluster", got ${JSON.stringify(scope)}`)
   }
@@ -250,9 +301,9 @@ export const withSingleFlight = (self: Job.Job.Any, scope: "process" | "cluster"
 /** Whether every job's operations are traced in this fiber (`Job.layerSpans`). */
 export const currentSpans = globalValue(Symbol.for("effect-cacheback/currentSpans"), () => FiberRef.unsafeMake(false))
 
-type DurationOrFunction = Duration.DurationInput | ((input: unknown) => Duration.DurationInput)
+type DurationOrFunction<I> = Duration.DurationInput | ((input: I) => Duration.DurationInput)
 
-const durationOrFunction = (where: string, value: DurationOrFunction): (input: unknown) => Duration.Duration =>
+const durationOrFunction = <I>(where: string, value: DurationOrFunction<I>): (input: I) => Duration.Duration =>
   typeof value === "function" ? Durations.decodeWith(where, value) : constant(Durations.decode(where, value))
 
 const queueOptions = (options: Job.QueueOptionsInput): QueueOptions => {
@@ -277,14 +328,14 @@ const queueOptions = (options: Job.QueueOptionsInput): QueueOptions => {
 // The default key function is replaced by one that knows the input schema when
 // `withSchema` gives one; a key function of the user's is kept.
 const defaultKeys = new WeakSet<Function>()
-const defaultKey = (name: string, inputSchema?: SchemaOf<unknown>) => {
+const defaultKey = <I>(name: string, inputSchema?: SchemaOf<I>) => {
   const key = Key.derive(name, inputSchema)
   defaultKeys.add(key)
   return key
 }
-const isDefaultKey = (job: Job.Job.Any) => defaultKeys.has(job.key)
+const isDefaultKey = (job: { readonly key: Function }) => defaultKeys.has(job.key)
 
-const assertUnprocessed = (where: string, job: Job.Job.Any) => {
+const assertUnprocessed = (where: string, job: { readonly name: string; readonly processResult: unknown }) => {
   if (job.processResult !== undefined) {
     throw new TypeError(
       `${where}: job "${job.name}" already has withProcessResult, whose function would meet values it was not written for; apply ${where} first`

@@ -1,180 +1,92 @@
 /**
- * The operations of a job, data first, each a few lines over the engine in `read.ts`;
- * `Job.ts` binds them with their public signatures.
+ * The operations of a job other than reads (those are `read.ts`), data first, each a few
+ * lines over the same resolve step and the fetching and background modules; `Job.ts` binds
+ * them with their public signatures.
  */
-import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import * as CacheStore from "../CacheStore.js"
 import * as Entry from "../Entry.js"
-import type { CodecError, FetchTimeout, KeyError, StoreError } from "../Errors.js"
-import type * as Job from "../Job.js"
-import * as Policy from "../Policy.js"
+import { type CodecError, type FetchTimeout, KeyError, type StoreError } from "../Errors.js"
 import type { RefreshQueue } from "../RefreshQueue.js"
-import { degrade } from "./faults.js"
-import * as internal from "./job.js"
+import { enqueueElseRefresh } from "./background.js"
+import { fetchAndStore, recorded, refreshAttempt, Target, write } from "./fetch.js"
+import type { Stored } from "./job.js"
 import * as Metrics from "./metrics.js"
-import * as engine from "./read.js"
+import { current, type Read, resolve, traced } from "./read.js"
 
-type Stored<I, A, E, R, S> = engine.Stored<I, A, E, R, S>
-
-/** What `get` answers is the job's `Out`; the engine knows it as `unknown` (see `Job.get`). */
-export const get = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<unknown, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
-  engine.resolve(self, input, "get", readValue)
-
-export const lookup = <I, A, E, R, S>(
-  self: Stored<I, A, E, R, S>,
-  input: I
-): Effect.Effect<Job.Lookup<unknown, unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
-  engine.resolve(self, input, "get", readLookup)
-
-// Module-level bodies, so that a read allocates no closure for them. Traced reads record
-// the status they found on their span.
-const readLookup = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Clock, traced: boolean) =>
-  traced
-    ? Effect.tap(engine.lookup(read, clock, engine.answerLookup), (found) => Effect.annotateCurrentSpan("cacheback.status", found.status))
-    : engine.lookup(read, clock, engine.answerLookup)
-
-const readValue = <I, A, E, R>(read: engine.Read<I, A, E, R>, clock: Clock.Clock, traced: boolean): Effect.Effect<unknown, E | FetchTimeout, R> =>
-  traced
-    ? Effect.map(
-      readLookup(read, clock, true),
-      (found) => engine.answerValue(read.job, read.input, found.value, found.status, found.syncFetch)
-    )
-    : engine.lookup(read, clock, engine.answerValue)
-
-export const getMany = <I, A, E, R, S>(
-  self: Stored<I, A, E, R, S>,
-  inputs: Iterable<I>
-): Effect.Effect<Array<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
-  Effect.suspend((): Effect.Effect<Array<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> => {
-    const all = Array.from(inputs)
-    const keys: Array<string> = []
-    for (const input of all) {
-      const key = self.key(input)
-      if (Either.isLeft(key)) return Effect.fail(key.left)
-      keys.push(key.right)
-    }
-    return Effect.withFiberRuntime<Array<unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue>((fiber) => {
-      if (engine.spansOn(self, fiber)) {
-        return Effect.withSpan(getMany(internal.withSpans(self, false) as typeof self, all), "cacheback.getMany", {
-          attributes: { "cacheback.job": self.name, "cacheback.keys": keys.length },
-          captureStackTrace: false
-        })
-      }
-      const context = engine.callerContext<R | S | RefreshQueue>(fiber)
-      const store = Context.get(context, self.store)
-      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-      const none = keys.map(() => Option.none<Entry.Entry<A>>())
-      return Effect.flatMap(degrade(self.name, store.getMany(keys, self.valueSchema), none), (read) => {
-        const entries = read.map((entry) => engine.current(self, entry))
-        // Hits are answered here, with no effect; only the rest need one (a fiber each).
-        const now = clock.unsafeCurrentTimeMillis()
-        const values: Array<unknown> = new Array(all.length)
-        // The rest: decided here (misses, stale entries), or to decide with an effect (tagged
-        // entries, whose tags are checked; jobs with an early refresh, which draw).
-        const rest: Array<[number, Policy.Decision<A> | undefined]> = []
-        for (let i = 0; i < all.length; i++) {
-          const entry = entries[i]!
-          if (self.earlyRefresh !== undefined || (entry._tag === "Some" && entry.value._tag === "Value" && entry.value.tags !== undefined)) {
-            rest.push([i, undefined])
-            continue
-          }
-          const decision = Policy.decide(entry, now, self, all[i]!)
-          if (decision._tag === "Hit") values[i] = engine.hit(self, all[i]!, decision, engine.answerValue)
-          else rest.push([i, decision])
-        }
-        if (rest.length === 0) return Effect.succeed(values)
-        return Effect.as(
-          Effect.forEach(
-            rest,
-            ([i, decision]) => {
-              const read = new engine.Read(self, all[i]!, keys[i]!, store, context)
-              return Effect.map(
-                decision === undefined
-                  ? engine.decideOn(read, entries[i]!, now, engine.answerValue)
-                  : engine.perform(read, decision, engine.answerValue),
-                (value) => {
-                  values[i] = value
-                }
-              )
-            },
-            { concurrency: "unbounded", discard: true }
-          ),
-          values
-        )
-      })
-    })
+/** Runs `body` on the resolved read of `input`, in a `cacheback.<operation>` span when spans are on. */
+const operate = <I, A, E, R, S, X, E2, R2>(
+  job: Stored<I, A, E, R, S>,
+  input: I,
+  operation: string,
+  body: (read: Read<I, A, E, R>) => Effect.Effect<X, E2, R2>
+): Effect.Effect<X, E2 | KeyError, S | R2> =>
+  Effect.withFiberRuntime((fiber) => {
+    const read = resolve(job, input, fiber, "value")
+    return read instanceof KeyError ? Effect.fail(read) : traced(read, operation, body(read))
   })
 
 export const refresh = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<A, E | FetchTimeout | KeyError, R | S> =>
-  engine.resolveTarget(self, input, "refresh", engine.fetchAndStore)
+  operate(self, input, "refresh", fetchAndStore)
 
 export const asyncRefresh = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<void, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
-  engine.resolve(self, input, "asyncRefresh", (read) => Effect.asVoid(engine.enqueueElseRefresh(read)))
+  operate(self, input, "asyncRefresh", (read) => Effect.asVoid(enqueueElseRefresh(read)))
 
 export const invalidate = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue> =>
-  engine.resolve(self, input, "invalidate", (read, clock) =>
+  operate(self, input, "invalidate", (read) =>
     Effect.flatMap(read.store.get(read.key, self.valueSchema), (stored) => {
-      const entry = engine.current(self, stored)
+      const entry = current(self, stored)
       if (entry._tag === "None") return Effect.void
-      const expiresAt = clock.unsafeCurrentTimeMillis() + Duration.toMillis(self.refreshTimeout(input))
-      const stale = Entry.withExpiry(entry.value, expiresAt)
-      // Compare-and-set where the store can: a value stored since the read is not put back
-      // to the one read; the refresh is enqueued either way.
-      const mark = read.store.compareAndSet === undefined
-        ? read.store.set(read.key, stale, self.cacheTtl(input), self.valueSchema)
-        : read.store.compareAndSet(read.key, stale, self.cacheTtl(input), self.valueSchema, "unchanged")
-      return Effect.zipRight(mark, engine.enqueueElseRefresh(read)).pipe(Effect.asVoid)
+      const expiresAt = read.clock.unsafeCurrentTimeMillis() + Duration.toMillis(self.refreshTimeout(input))
+      // A value stored since the read is not put back to the one read; the refresh is
+      // enqueued either way.
+      return Effect.zipRight(write(read, Entry.withExpiry(entry.value, expiresAt), "unchanged"), enqueueElseRefresh(read)).pipe(
+        Effect.asVoid
+      )
     }))
 
 export const delete_ = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<void, KeyError | StoreError, S> =>
-  engine.resolveTarget(self, input, "delete", (target) => target.store.delete(target.key))
+  operate(self, input, "delete", (read) => read.store.delete(read.key))
 
 export const set = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I,
   value: A
 ): Effect.Effect<void, KeyError | StoreError | CodecError, S> =>
-  engine.resolveTarget(self, input, "set", (target) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const entry = Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint)
-      const write = (entry: Entry.Entry<A>) => target.store.set(target.key, entry, self.cacheTtl(input), self.valueSchema)
-      // A value set by hand records its tags' tokens as they are now, as a fetched one does,
-      // so that a later invalidation of a tag makes it stale.
-      const names = self.tags === undefined || target.store.tags === undefined ? [] : self.tags(input, value)
-      return names.length === 0 ? write(entry) : Effect.flatMap(
-        target.store.tags!.tokens(names, true),
-        (tokens) => write(Entry.with_(entry, { tags: engine.recorded(names, tokens) }))
-      )
-    }))
+  operate(self, input, "set", (read) => {
+    const now = read.clock.unsafeCurrentTimeMillis()
+    const entry = Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint)
+    // A value set by hand records its tags' tokens as they are now, as a fetched one does,
+    // so that a later invalidation of a tag makes it stale.
+    const tags = read.store.tags
+    const names = self.tags === undefined || tags === undefined ? [] : self.tags(input, value)
+    const tagged = names.length === 0
+      ? Effect.succeed(entry)
+      : Effect.map(tags!.tokens(names, true), (tokens) => Entry.with_(entry, { tags: recorded(names, tokens) }))
+    return Effect.asVoid(Effect.flatMap(tagged, (entry) => write(read, entry, "anything")))
+  })
 
 export const rawGet = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<Option.Option<Entry.Entry<A>>, KeyError | StoreError, S> =>
-  engine.resolveTarget(
-    self,
-    input,
-    "rawGet",
-    (target) => Effect.map(target.store.get(target.key, self.valueSchema), (entry) => engine.current(self, entry))
-  )
+  operate(self, input, "rawGet", (read) => Effect.map(read.store.get(read.key, self.valueSchema), (entry) => current(self, entry)))
 
+/** A queue's attempt at a task: the task's key (which a worker checked is `job.key(input)`) on the job's store. */
 export const refreshTask = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I,
   key: string
 ): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R | S> =>
-  Effect.flatMap(self.store, (store) => engine.refreshAttempt(new engine.Target(self, input, key, store)))
+  Effect.flatMap(self.store, (store) => refreshAttempt(new Target(self, input, key, store)))
 
 export const metrics = (self: { readonly name: string }): Metrics.JobMetrics => Metrics.forJob(self.name)
 

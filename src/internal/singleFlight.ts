@@ -1,24 +1,22 @@
-import * as Deferred from "effect/Deferred"
-import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
-import { globalValue } from "effect/GlobalValue"
-
 /**
- * Concurrent synchronous fetches of one key share one fetch (SPEC §3, single flight).
+ * Concurrent synchronous fetches of one key share one fetch (DESIGN.md, "One fetch per key").
  *
  * Written by hand: Effect's `Cache` and request caching share an in-flight lookup only by
- * also keeping its result, which would be a second cache beside the store. Flights are
- * keyed by the store they write to and the key, so two stores never share one.
+ * also keeping its result, which would be a second cache beside the store. A table of
+ * flights belongs to one store in one runtime (`Engine`), so two stores, or two runtimes,
+ * never share one.
  *
- * The shared effect runs in a daemon fiber: a caller that gives up (interrupted, timed out)
- * leaves the others waiting on a fetch that still completes and stores its value. `then`
- * (the store of the value) runs after the callers are answered, and the flight lasts until
- * it is done: a read in that gap joins the answered flight rather than fetching again.
+ * The shared effect runs in a fiber of the table's owner (a store's engine): a caller that
+ * gives up (interrupted, timed out) leaves the others waiting on a fetch that still
+ * completes and stores its value, and disposing the runtime ends it. `then` (the store
+ * of the value) runs after the callers are answered, and the flight lasts until it is done:
+ * a read in that gap joins the answered flight rather than fetching again.
  */
-const flights = globalValue(
-  Symbol.for("effect-cacheback/flights"),
-  () => new WeakMap<object, Map<string, Flight<unknown, unknown>>>()
-)
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 
 interface Flight<A, E> {
   readonly deferred: Deferred.Deferred<A, E>
@@ -26,52 +24,66 @@ interface Flight<A, E> {
   answered: { readonly value: A } | undefined
 }
 
-export const run = <A, E, R>(
-  owner: object,
-  key: string,
-  effect: Effect.Effect<A, E, R>,
-  options?: {
-    readonly onJoin?: () => void
-    readonly then?: (value: A) => Effect.Effect<void>
-    /** Whether a flight already answered with `value`, and still running `then`, may be joined at `now`. */
-    readonly joinable?: (value: A, now: number) => boolean
+export interface FlightOptions<A> {
+  readonly onJoin?: () => void
+  readonly then?: (value: A) => Effect.Effect<void>
+  /** Whether a flight already answered with `value`, and still running `then`, may be joined at `now`. */
+  readonly joinable?: (value: A, now: number) => boolean
+}
+
+export class Flights {
+  private readonly table = new Map<string, Flight<unknown, unknown>>()
+
+  /** `start` runs a flight in a fiber of the table's owner (a store's engine, a queue layer). */
+  constructor(private readonly start: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<Fiber.RuntimeFiber<A, E>, never, R>) {}
+
+  /** How many keys have a flight: what a disposed runtime must bring to zero. */
+  get size(): number {
+    return this.table.size
   }
-): Effect.Effect<A, E, R> =>
-  // Registering the flight and forking its fiber happen with no interruption in between:
-  // a flight registered but never started would make every later read of the key wait.
-  Effect.uninterruptibleMask((restore) =>
-    Effect.clockWith((clock) => {
-      let byKey = flights.get(owner)
-      if (byKey === undefined) {
-        byKey = new Map()
-        flights.set(owner, byKey)
-      }
-      // A key's flight is joined only by reads of that key, whose job gives it its A and E.
-      const inFlight = byKey.get(key) as Flight<A, E> | undefined
-      const check = options?.joinable
-      if (
-        inFlight !== undefined &&
-        (inFlight.answered === undefined || check === undefined || check(inFlight.answered.value, clock.unsafeCurrentTimeMillis()))
-      ) {
-        options?.onJoin?.()
-        return restore(Deferred.await(inFlight.deferred))
-      }
-      const flight: Flight<A, E> = { deferred: Deferred.unsafeMake<A, E>(FiberId.none), answered: undefined }
-      const table = byKey
-      table.set(key, flight as Flight<unknown, unknown>)
-      const then = options?.then
-      return Effect.forkDaemon(
-        Effect.interruptible(effect).pipe(
+
+  /**
+   * `effect` for `key`, joined by every concurrent caller of the key. A key's flight is
+   * joined only by reads of that key, whose job gives it its `A` and `E`.
+   */
+  run<A, E, R>(key: string, effect: Effect.Effect<A, E, R>, options?: FlightOptions<A>): Effect.Effect<A, E, R> {
+    const table = this.table
+    const start = this.start
+    // Registering the flight and forking its fiber happen with no interruption in between:
+    // a flight registered but never started would make every later read of the key wait.
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.clockWith((clock) => {
+        const inFlight = table.get(key) as Flight<A, E> | undefined
+        const check = options?.joinable
+        if (
+          inFlight !== undefined &&
+          (inFlight.answered === undefined || check === undefined || check(inFlight.answered.value, clock.unsafeCurrentTimeMillis()))
+        ) {
+          options?.onJoin?.()
+          return restore(Deferred.await(inFlight.deferred))
+        }
+        const flight: Flight<A, E> = { deferred: Deferred.unsafeMake<A, E>(FiberId.none), answered: undefined }
+        table.set(key, flight as Flight<unknown, unknown>)
+        const then = options?.then
+        const body = effect.pipe(
           Effect.exit,
           Effect.tap((exit) => Deferred.done(flight.deferred, exit)),
           Effect.flatMap((exit) => {
             if (then === undefined || exit._tag === "Failure") return Effect.void
             flight.answered = { value: exit.value }
             return then(exit.value)
-          }),
-          Effect.onInterrupt(() => Deferred.interrupt(flight.deferred)),
-          Effect.ensuring(Effect.sync(() => table.get(key) === flight && table.delete(key)))
+          })
         )
-      ).pipe(Effect.zipRight(restore(Deferred.await(flight.deferred))))
-    })
-  )
+        return Effect.flatMap(start(body), (fiber) => {
+          // An observer rather than `ensuring`: a fiber forked into a closed scope (a disposed
+          // runtime) is interrupted before it runs anything, and its callers must still hear.
+          fiber.addObserver((exit) => {
+            if (table.get(key) === flight) table.delete(key)
+            if (exit._tag === "Failure") Deferred.unsafeDone(flight.deferred, exit as Exit.Exit<never>)
+          })
+          return restore(Deferred.await(flight.deferred))
+        })
+      })
+    )
+  }
+}

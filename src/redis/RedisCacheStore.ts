@@ -25,10 +25,11 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
-import { CacheStore, type Service } from "../CacheStore.js"
+import * as CacheStore from "../CacheStore.js"
 import type * as Entry from "../Entry.js"
 import { CodecError, StoreError } from "../Errors.js"
 import * as Codec from "../internal/codec.js"
+import * as Engine from "../internal/engine.js"
 import type { SchemaOf } from "../internal/codec.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import { isClusterConnection } from "./internal/bullConnection.js"
@@ -95,6 +96,7 @@ export type Options =
      */
     readonly lockTtl?: Duration.DurationInput
   }
+  & CacheStore.EngineOptions
 
 /**
  * A Redis Cluster for the store: its seed nodes and ioredis `Cluster` options. The store's
@@ -132,7 +134,7 @@ export interface NearCacheOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> => {
+export const make = (options: Options): Effect.Effect<CacheStore.Service, never, Scope.Scope> => {
   const settings = validate(options)
   const client = options.client !== undefined
     ? checkedClient(options.client)
@@ -158,14 +160,14 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
           callersClient: options.client !== undefined
         }
     })
-    return Effect.flatMap(tracking, (tracking) => {
-      const store = fromClient(client, layout, settings, near, tracking, () => clock.unsafeCurrentTimeMillis())
+    return Effect.flatMap(Effect.zip(tracking, Effect.scope), ([tracking, scope]) => {
+      const store = fromClient(client, layout, settings, { near, tracking, scope, now: () => clock.unsafeCurrentTimeMillis() })
       return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
         // Looks for an overdue read round trip four times per timeout.
         Effect.zipRight(Effect.forkScoped(
           Effect.repeat(Effect.sync(store.failOverdueReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 4)))
         )),
-        Effect.as(store.service)
+        Effect.zipRight(Engine.attach(store.backend, settings.engine))
       )
     })
   })
@@ -177,20 +179,23 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<CacheStore> => Layer.scoped(CacheStore, make(options))
+export const layer = (options: Options): Layer.Layer<CacheStore.CacheStore> => Layer.scoped(CacheStore.CacheStore, make(options))
 
 // -----------------------------------------------------------------------------
 // The store. A hit is one GET and no Effect.gen; many keys are one MGET (per slot).
 // -----------------------------------------------------------------------------
 
-const fromClient = (
-  client: Redis | Cluster,
-  layout: Keys.Layout,
-  settings: Settings,
-  near: Near | undefined,
-  tracking: Tracking.Tracking | undefined,
-  now: () => number
-) => {
+/** What the store's backend runs with, besides the client. */
+interface Parts {
+  readonly near: Near | undefined
+  readonly tracking: Tracking.Tracking | undefined
+  /** The layer's: a claim's renewal runs in it. */
+  readonly scope: Scope.Scope
+  readonly now: () => number
+}
+
+const fromClient = (client: Redis | Cluster, layout: Keys.Layout, settings: Settings, parts: Parts) => {
+  const { near, now, scope, tracking } = parts
   const { commandTimeout: timeout, prefix } = settings
   const at = layout.entry
   const reads = client instanceof Cluster ? Reads.makeCluster(client, { timeout, now }) : Reads.make(client, { timeout, now })
@@ -312,6 +317,7 @@ const fromClient = (
     })
   const claim = Claims.make({
     client,
+    scope,
     layout,
     ttl: settings.lockTtl,
     timeout,
@@ -333,7 +339,7 @@ const fromClient = (
   }
   return {
     // A near hit is answered without an effect; a key it does not hold goes through `get`.
-    service: CacheStore.of(near === undefined ? common : { ...common, unsafeGet: (key) => near.get(key) }),
+    backend: near === undefined ? common : { ...common, unsafeGet: <A>(key: string) => near.get<A>(key) },
     failOverdueReads: reads.failOverdue
   }
 }
@@ -388,6 +394,7 @@ interface Settings {
   readonly redisOptions: RedisOptions | undefined
   readonly nearCache: { readonly capacity: number; readonly maxBytes: number } | undefined
   readonly lockTtl: number
+  readonly engine: Engine.Sizes
 }
 
 /**
@@ -518,7 +525,8 @@ const validate = (options: Options): Settings => {
     reconnectDelay: positiveMillis(`${where} reconnectDelay`, options.reconnectDelay ?? "500 millis"),
     redisOptions: options.redisOptions,
     nearCache: nearCacheOf(where, options.nearCache),
-    lockTtl: positiveMillis(`${where} lockTtl`, options.lockTtl ?? "3 seconds")
+    lockTtl: positiveMillis(`${where} lockTtl`, options.lockTtl ?? "3 seconds"),
+    engine: Engine.sizes(where, options)
   }
 }
 

@@ -42,7 +42,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { describe } from "../internal/describe.js"
-import { throttled } from "../internal/faults.js"
+import { Throttle } from "../internal/faults.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import * as Refresh from "../internal/refresh.js"
 import * as Job from "../Job.js"
@@ -186,7 +186,7 @@ const consume = <R>(settings: Settings): Effect.Effect<void, never, BullRefreshQ
     const stores = yield* Effect.forEach(settings.jobs, ([name, job]) =>
       // Each job's store is in R (Job.Any erases its tag's identifier type).
       Effect.map(job.store as Job.Tag<R>, (store) => [name, store.identity] as const))
-    const worker: TaskData.Worker = { jobs: settings.jobs, stores: new Map(stores) }
+    const worker: Running = { jobs: settings.jobs, stores: new Map(stores), rejections: new Throttle() }
     // Refreshes run as fibers of this set: closing the scope interrupts what is left.
     const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
     const runFork = yield* FiberSet.runtime(refreshes)<R>()
@@ -306,7 +306,7 @@ const processor = <R>(
   runFork: <XE extends Exit.Exit<void, Failure>, XA extends Exit.Exit<void, Failure>>(
     effect: Effect.Effect<XA, XE, R>
   ) => Fiber.RuntimeFiber<XA, XE>,
-  worker: TaskData.Worker,
+  worker: Running,
   queue: string
 ) =>
 async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
@@ -324,10 +324,15 @@ async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
   throw new Error(failure.value.reason)
 }
 
+/** A worker's jobs and stores, and the throttle of its warnings about rejected tasks (its own). */
+interface Running extends TaskData.Worker {
+  readonly rejections: Throttle
+}
+
 type Failure = { readonly _tag: "Rejected"; readonly reason: string } | { readonly _tag: "Failed"; readonly reason: string }
 
 /** One attempt at a task; `R` is what the worker's jobs require, which its runtime holds. */
-const handle = <R>(task: BullJob, worker: TaskData.Worker, queue: string): Effect.Effect<void, Failure, R> => {
+const handle = <R>(task: BullJob, worker: Running, queue: string): Effect.Effect<void, Failure, R> => {
   const decoded = TaskData.decode(task.data, worker)
   if (Either.isLeft(decoded)) {
     const error = decoded.left
@@ -335,7 +340,7 @@ const handle = <R>(task: BullJob, worker: TaskData.Worker, queue: string): Effec
       // Throttled per queue: a producer of another version can send thousands a second.
       Effect.zipRight(
         Metric.increment(outcomes.rejected),
-        throttled(`rejected:${queue}`, `cacheback: refresh worker rejects a task: ${error.message}`, "rejected tasks")
+        worker.rejections.warn(`rejected:${queue}`, `cacheback: refresh worker rejects a task: ${error.message}`, "rejected tasks")
       ),
       Effect.fail({ _tag: "Rejected", reason: error.message } as const)
     )

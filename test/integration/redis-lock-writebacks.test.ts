@@ -161,5 +161,5 @@ describe.skipIf(!up)("compare-and-set write-backs", () => {
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 1_000 })
       yield* interleavings(store, store)
-    }))
+    }).pipe(Effect.scoped))
 })

@@ -455,7 +455,7 @@ for (const dialect of dialects) {
             expect(one).toBeInstanceOf(NotFound)
           }).pipe(
             Effect.provide(Layer.mergeAll(
-              CacheStore.layerKeyValueStore.pipe(Layer.provide(KeyValueStore.layerMemory)),
+              CacheStore.layerKeyValueStore().pipe(Layer.provide(KeyValueStore.layerMemory)),
               TestRefreshQueue.layer
             )),
             (test) => Effect.zipRight(reseed, test)

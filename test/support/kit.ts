@@ -40,12 +40,12 @@ export const faultyStore = Effect.gen(function*() {
         ? Effect.fail(new StoreError({ operation, key, cause: new Error("connection refused") }))
         : effect
     })
-  const store: CacheStore.Service = {
+  const store = yield* CacheStore.make({
     get: (key, schema) => guard("get", key, inner.get(key, schema)),
     getMany: (keys, schema) => guard("getMany", keys.join(","), inner.getMany(keys, schema)),
     set: (key, entry, ttl, schema) => guard("set", key, inner.set(key, entry, ttl, schema)),
     delete: (key) => guard("delete", key, inner.delete(key))
-  }
+  })
   return { store, faults, calls }
 })
 

@@ -19,6 +19,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
 import type { Cluster, Redis } from "ioredis"
 import type { Claim, ClaimOptions } from "../../CacheStore.js"
 import type * as Entry from "../../Entry.js"
@@ -30,6 +31,8 @@ import * as Wire from "./wire.js"
 
 export interface ClaimSettings {
   readonly client: Redis | Cluster
+  /** The store layer's: a holder's renewal runs in it, and ends with it. */
+  readonly scope: Scope.Scope
   /** Where a key's entry and lock are. */
   readonly layout: Layout
   /** The lock's TTL: what a holder that dies costs the others. */
@@ -53,7 +56,7 @@ const lastPoll = 250
 const alone: Claim<never> = { _tag: "Alone" }
 
 export const make = (settings: ClaimSettings) => {
-  const { client, layout, timeout, tracking, ttl } = settings
+  const { client, layout, scope, timeout, tracking, ttl } = settings
   const command = (script: Scripts.Script, args: ReadonlyArray<string | number>) =>
     Effect.tryPromise(() => Scripts.run(client, script, args)).pipe(
       Effect.timeoutFail({ duration: Duration.millis(timeout), onTimeout: () => new Error("timed out") })
@@ -78,10 +81,13 @@ export const make = (settings: ClaimSettings) => {
       { while: (renewed) => renewed === 1 }
     )
     const won = Effect.map(
-      Effect.forkDaemon(Effect.ignore(Effect.clockWith((clock) => {
-        const left = options.until - clock.unsafeCurrentTimeMillis()
-        return Number.isFinite(left) ? Effect.timeout(renewing, Duration.millis(Math.max(0, left))) : renewing
-      }))),
+      Effect.forkIn(
+        Effect.ignore(Effect.clockWith((clock) => {
+          const left = options.until - clock.unsafeCurrentTimeMillis()
+          return Number.isFinite(left) ? Effect.timeout(renewing, Duration.millis(Math.max(0, left))) : renewing
+        })),
+        scope
+      ),
       (renewing): Claim<A> => {
         let released = false
         return {

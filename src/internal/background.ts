@@ -1,0 +1,123 @@
+/**
+ * Work after a read's decision (DESIGN.md §3.3): writes back a stale value or stores a
+ * pending marker, then enqueues a refresh; when the queue refuses, refreshes in the
+ * background instead. None of it adds its wait to the reader's: it runs in a fiber of the
+ * store's engine, within its budget. Also the enqueue itself, shared with the operations
+ * that ask for a refresh (`Job.asyncRefresh`, `Job.invalidate`), and early refreshes.
+ */
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
+import type * as Entry from "../Entry.js"
+import type { FetchTimeout } from "../Errors.js"
+import { RefreshQueue, type Task } from "../RefreshQueue.js"
+import { degrade } from "./faults.js"
+import { fetchShared, refreshAttempt, Target, write } from "./fetch.js"
+import type { Definition } from "./job.js"
+import * as Metrics from "./metrics.js"
+
+/** A target with the services of the caller that asked: a refresh it enqueues runs with them. */
+export class Asked<I, A, E, R> extends Target<I, A, E, R> {
+  constructor(
+    job: Definition<I, A, E, R>,
+    input: I,
+    key: string,
+    store: Target<I, A, E, R>["store"],
+    readonly context: Context.Context<R | RefreshQueue>
+  ) {
+    super(job, input, key, store)
+  }
+}
+
+/**
+ * Writes `entry` back (a stale value for a refresh timeout, or a pending marker), then
+ * enqueues a refresh, all in the background; a write-back never replaces a value stored
+ * since the read.
+ */
+export const writeBackThenRefresh = <I, A, E, R>(asked: Asked<I, A, E, R>, entry: Entry.Entry<A>): Effect.Effect<void> => {
+  const { engine } = asked.store
+  return engine.fork(
+    asked.job.name,
+    asked.key,
+    Effect.zipRight(degrade(engine.throttle, asked.job.name, write(asked, entry, "unchanged"), false), enqueueElseRefreshLater(asked))
+  )
+}
+
+/**
+ * An early refresh of a hit (XFetch): enqueued in the background, once per fetched value in
+ * this runtime (after that a refresh of it is waiting or running), then collapsed by the
+ * queue across processes.
+ */
+export const refreshEarly = <I, A, E, R>(asked: Asked<I, A, E, R>, fetchedAt: number): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const { engine } = asked.store
+    if (!engine.askEarly(asked.key, fetchedAt)) return Effect.void
+    Metrics.bump(Metrics.forJob(asked.job.name).earlyRefreshes)
+    return engine.fork(asked.job.name, asked.key, enqueueElseRefreshLater(asked))
+  })
+
+/**
+ * Enqueues a refresh of the key; when the queue refuses it, refreshes now (sharing a fetch
+ * of the key in flight): `Job.asyncRefresh` and `Job.invalidate` (cacheback). Answers the
+ * fetched value in that case, `None` when queued; fails with the fetch's error.
+ */
+export const enqueueElseRefresh = <I, A, E, R>(asked: Asked<I, A, E, R>): Effect.Effect<Option.Option<A>, E | FetchTimeout, R> =>
+  Effect.flatMap(
+    enqueue(asked, "refreshing synchronously"),
+    (queued) => queued === "queued" ? Effect.succeedNone : Effect.asSome(fetchShared(asked))
+  )
+
+/**
+ * Enqueues a refresh of the key; when the queue refuses it, runs the refresh in the
+ * background of the store's engine instead (logged when it fails: nobody waits for it).
+ */
+const enqueueElseRefreshLater = <I, A, E, R>(asked: Asked<I, A, E, R>): Effect.Effect<void> =>
+  Effect.flatMap(enqueue(asked, "refreshing in the background"), (queued) =>
+    queued === "queued" ? Effect.void : Effect.asVoid(asked.store.engine.start(
+      Effect.catchAllCause(
+        Effect.provide(fetchShared(asked), asked.context),
+        (cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning(
+            `cacheback: job "${asked.job.name}": the background refresh of "${asked.key}" failed; the entry stays as it was`,
+            cause
+          )
+      )
+    )))
+
+/**
+ * Puts a refresh of the key on the queue: `queued` (or collapsed into a waiting task,
+ * counted as deduplicated), or `refused` when the caller must refresh (counted in
+ * `cacheback_enqueue_errors`, and logged once per job every 10 s, saying what follows).
+ */
+export const enqueue = <I, A, E, R>(asked: Asked<I, A, E, R>, fallback: string): Effect.Effect<"queued" | "refused"> => {
+  const { job, key, store } = asked
+  const task: Task = {
+    job: job.name,
+    key,
+    store: store.identity,
+    input: asked.input,
+    inputSchema: job.inputSchema,
+    options: job.queueOptions,
+    // The span of the request that asked, for the refresh's span to link to.
+    span: Option.getOrUndefined(Context.getOption(asked.context, Tracer.ParentSpan)),
+    // One attempt with the caller's services, in a scope of its own: the caller's scope (a
+    // request's) may be long closed when it runs.
+    refresh: Effect.provide(Effect.scoped(refreshAttempt(asked)), asked.context)
+  }
+  const counters = Metrics.forJob(job.name)
+  return Effect.matchEffect(Context.get(asked.context, RefreshQueue).enqueue(task), {
+    onFailure: (error) => {
+      Metrics.bump(counters.enqueueErrors)
+      return Effect.as(
+        store.engine.throttle.fault("enqueue", job.name, `cannot enqueue a refresh of "${key}": ${error.reason}; ${fallback}`),
+        "refused" as const
+      )
+    },
+    onSuccess: (enqueued) => {
+      Metrics.bump(enqueued === "enqueued" ? counters.enqueued : counters.deduplicated)
+      return Effect.succeed("queued" as const)
+    }
+  })
+}

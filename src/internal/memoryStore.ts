@@ -1,0 +1,98 @@
+/**
+ * The machinery of `CacheStore.layerMemory`: entries in a `Map` of this process, bounded by
+ * count, forgotten after their TTL by the caller's `Clock` (so `TestClock` drives it).
+ *
+ * Eviction approximates LRU with CLOCK (second chance): a read only marks its entry used,
+ * and eviction passes over used entries once, clearing the mark, before taking the oldest
+ * unused one. Moving an entry to the back of the map on every read, as exact LRU does,
+ * cost 40% of a hit (BENCHMARKS.md).
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { Backend } from "../CacheStore.js"
+import type * as Entry from "../Entry.js"
+
+interface Slot {
+  readonly entry: Option.Option<Entry.Entry<unknown>>
+  readonly deadline: number
+  used: boolean
+}
+
+export const make = (capacity: number): Backend => {
+  // A Map iterates in insertion order: the front holds the entries written longest ago.
+  const slots = new Map<string, Slot>()
+  // An entry comes back as the job whose key it is stored it: the store does not check it.
+  const read = <A>(key: string, now: number): Option.Option<Entry.Entry<A>> => {
+    const slot = slots.get(key)
+    if (slot === undefined) return Option.none()
+    if (now >= slot.deadline) {
+      slots.delete(key)
+      return Option.none()
+    }
+    slot.used = true
+    return slot.entry as Option.Option<Entry.Entry<A>>
+  }
+  const evict = () => {
+    for (const [key, slot] of slots) {
+      slots.delete(key)
+      if (!slot.used) return
+      slot.used = false
+      slots.set(key, slot)
+    }
+  }
+  const put = (key: string, entry: Entry.Entry<unknown>, ttl: Duration.Duration, now: number) => {
+    // Evict before inserting, so that the new entry is not the one evicted.
+    if (!slots.delete(key) && slots.size >= capacity) evict()
+    slots.set(key, { entry: Option.some(entry), deadline: now + Duration.toMillis(ttl), used: false })
+  }
+  const withNow = <A>(f: (now: number) => A) =>
+    Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
+  // Tags live apart from the entries, at most `capacity` of them: a tag forgotten only
+  // makes its entries stale. In one process a counter is as good as a random token.
+  const tags = new Map<string, string>()
+  let tokens = 0
+  let invalidations = 0
+  const give = (name: string) => {
+    if (!tags.delete(name) && tags.size >= capacity) tags.delete(tags.keys().next().value!)
+    const token = String(++tokens)
+    tags.set(name, token)
+    return token
+  }
+  return {
+    tags: {
+      tokens: (names, create) => Effect.sync(() => names.map((name) => tags.get(name) ?? (create ? give(name) : undefined))),
+      unsafeTokens: (names) => names.map((name) => tags.get(name)),
+      generation: Effect.sync(() => String(invalidations)),
+      invalidate: (names) =>
+        Effect.sync(() => {
+          names.forEach(give)
+          invalidations++
+        })
+    },
+    unsafeGet: read,
+    get: (key) => withNow((now) => read(key, now)),
+    getMany: (keys) => withNow((now) => keys.map((key) => read(key, now))),
+    set: (key, entry, ttl) => withNow((now) => put(key, entry, ttl, now)),
+    // The race is in-process here: a stale read's write-back runs in the background and can
+    // land after a refresh stored a newer value.
+    compareAndSet: (key, entry, ttl, _, over) =>
+      withNow((now) => {
+        if (!replaces(entry, read(key, now), over)) return false
+        put(key, entry, ttl, now)
+        return true
+      }),
+    delete: (key) => Effect.sync(() => void slots.delete(key))
+  }
+}
+
+/** Whether `entry` may replace what is stored (see `Backend.compareAndSet`). */
+const replaces = (
+  entry: Entry.Entry<unknown>,
+  stored: Option.Option<Entry.Entry<unknown>>,
+  over: "unchanged" | "older"
+): boolean => {
+  if (stored._tag === "None" || stored.value._tag === "Pending") return entry._tag === "Pending" || over === "older"
+  if (entry._tag === "Pending") return false
+  return over === "older" ? stored.value.fetchedAt <= entry.fetchedAt : stored.value.fetchedAt === entry.fetchedAt
+}
