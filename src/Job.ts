@@ -386,7 +386,7 @@ export const withSyncOnMiss: {
   <I, const Sync extends boolean | ((input: I) => boolean)>(sync: Sync): <A, E, R, Out extends A | Z, Z, Async extends boolean, S>(
     self: Job<I, A, E, R, Out, Z, Async, S>
   ) => Job<I, A, E, R, Job.Raw<A, Z, Job.MissAsync<Sync>>, Z, Job.MissAsync<Sync>, S>
-  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S, const Sync extends boolean | ((input: NoInfer<I>) => boolean)>(
+  <I, A, E, R, Out extends A | Z, Z, Async extends boolean, S, const Sync extends boolean | ((input: I) => boolean)>(
     self: Job<I, A, E, R, Out, Z, Async, S>,
     sync: Sync
   ): Job<I, A, E, R, Job.Raw<A, Z, Job.MissAsync<Sync>>, Z, Job.MissAsync<Sync>, S>

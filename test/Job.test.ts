@@ -76,6 +76,29 @@ describe("Job.make and the combinators (SPEC §1)", () => {
     expectTypeOf(Job.get(async, "x")).toEqualTypeOf<
       Effect.Effect<number | undefined, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
     >()
+    // withSyncOnMiss's three results, data last and data first: `true` keeps `A`; `false` or
+    // a predicate gives `A | Z`; a `boolean` known only at run time gives `A | Z` too.
+    type Get<Out> = Effect.Effect<Out, KeyError | FetchTimeout, CacheStore.CacheStore | RefreshQueue.RefreshQueue>
+    const onMiss: boolean = Math.random() < 2
+    const results = {
+      trueLast: sync.pipe(Job.withSyncOnMiss(true)),
+      trueFirst: Job.withSyncOnMiss(sync, true),
+      falseLast: sync.pipe(Job.withSyncOnMiss(false)),
+      falseFirst: Job.withSyncOnMiss(sync, false),
+      predicateLast: sync.pipe(Job.withSyncOnMiss((input: string) => input === "sync")),
+      predicateFirst: Job.withSyncOnMiss(sync, (input) => input === "sync"),
+      booleanLast: sync.pipe(Job.withSyncOnMiss(onMiss)),
+      booleanFirst: Job.withSyncOnMiss(sync, onMiss)
+    }
+    expectTypeOf(Job.get(results.trueLast, "x")).toEqualTypeOf<Get<number>>()
+    expectTypeOf(Job.get(results.trueFirst, "x")).toEqualTypeOf<Get<number>>()
+    expectTypeOf(Job.get(results.falseLast, "x")).toEqualTypeOf<Get<number | undefined>>()
+    expectTypeOf(Job.get(results.falseFirst, "x")).toEqualTypeOf<Get<number | undefined>>()
+    expectTypeOf(Job.get(results.predicateLast, "x")).toEqualTypeOf<Get<number | undefined>>()
+    expectTypeOf(Job.get(results.predicateFirst, "x")).toEqualTypeOf<Get<number | undefined>>()
+    expectTypeOf(Job.get(results.booleanLast, "x")).toEqualTypeOf<Get<number | undefined>>()
+    expectTypeOf(Job.get(results.booleanFirst, "x")).toEqualTypeOf<Get<number | undefined>>()
+    expectTypeOf(async.pipe(Job.withSyncOnMiss(true))).toEqualTypeOf<Job.Job<string, number, never, never, number, undefined, false>>()
     const emptyAfter = sync.pipe(Job.withSyncOnMiss(false), Job.withEmpty(() => [] as Array<string>))
     const emptyBefore = sync.pipe(Job.withEmpty(() => [] as Array<string>), Job.withSyncOnMiss(false))
     expectTypeOf(Job.get(emptyAfter, "x")).toEqualTypeOf(Job.get(emptyBefore, "x"))
