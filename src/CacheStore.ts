@@ -59,7 +59,7 @@ export interface Backend {
    */
   readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>> | undefined
   /**
-   * A write that never replaces a newer entry (SPEC §9): writes that land after the read that
+   * A write that never replaces a newer entry (DESIGN.md §3.2): writes that land after the read that
    * made them answered can land after a newer value was stored. `over` says what `entry` may
    * replace. `"unchanged"`, for the write-back of a stale value and a pending marker: a value
    * only the stored value with its `fetchedAt` (a write-back keeps it), a marker only where
@@ -76,7 +76,7 @@ export interface Backend {
     over: "unchanged" | "older"
   ) => Effect.Effect<boolean, StoreError | CodecError>
   /**
-   * One fetch of a key across the processes that share the store (SPEC §9): the engine asks
+   * One fetch of a key across the processes that share the store (DESIGN.md §3.1): the engine asks
    * before a synchronous fetch of a job whose single flight is `"cluster"`. A store without
    * it single-flights in each process only.
    *
@@ -90,7 +90,7 @@ export interface Backend {
    */
   readonly identity?: string
   /**
-   * Tags (SPEC §10), for jobs with `Job.withTags`: each tag is one key of the store holding
+   * Tags (DESIGN.md §8.3), for jobs with `Job.withTags`: each tag is one key of the store holding
    * a random token, replaced at every invalidation. A store without them cannot invalidate
    * by tag: its tagged entries read as stale, and `invalidateTags` fails.
    */

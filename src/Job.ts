@@ -353,7 +353,7 @@ export const withCacheTtl: {
 } = dual(2, internal.withCacheTtl)
 
 /**
- * The deadline of every fetch of this job (SPEC §7); by default its refresh timeout. A
+ * The deadline of every fetch of this job (DESIGN.md §3.1); by default its refresh timeout. A
  * fetch past it is interrupted and its key is free again: a synchronous one fails its
  * callers with a typed `FetchTimeout` (logged, counted in `cacheback_fetch_timeouts`), a
  * background one is retried per the queue options. `Duration.infinity` turns it off.
@@ -474,7 +474,7 @@ export const withSchema: {
 } = dual(2, internal.withSchema)
 
 /**
- * Stale-if-error (SPEC §10, cacheback issue #74): when the synchronous fetch of a stale
+ * Stale-if-error (DESIGN.md §8.1; django-cacheback #74): when the synchronous fetch of a stale
  * value fails or times out, answer the stale value instead, if it is younger than
  * `maxStale` since its fetch (or when `f` says so, told the ages, the input and the error),
  * and enqueue a refresh. `Job.lookup` reports it `stale`, with the error. For a refresh
@@ -496,7 +496,7 @@ export const withStaleIfError: {
 } = dual(2, internal.withStaleIfError)
 
 /**
- * Early refresh of hot keys (SPEC §10): probabilistic early expiration (XFetch; Vattani,
+ * Early refresh of hot keys (DESIGN.md §8.2): probabilistic early expiration (XFetch; Vattani,
  * Chierichetti, Lowenstein, VLDB 2015). Entries record how long their fetch took (`delta`);
  * a hit enqueues a refresh when `now - delta × beta × ln(draw) ≥ expiresAt` (the draw from
  * Effect's `Random`, so `TestRandom` drives it), never before half the lifetime, once per
@@ -513,7 +513,7 @@ export const withEarlyRefresh: {
 } = dual(2, internal.withEarlyRefresh)
 
 /**
- * Tags (SPEC §10): the tags of a fetched value, by its input and the value. An entry records
+ * Tags (DESIGN.md §8.3): the tags of a fetched value, by its input and the value. An entry records
  * its tags' tokens as they were before its fetch began; `Job.invalidateTags` (or
  * `CacheStore.invalidateTags`) gives a tag a new token, and every entry that recorded the
  * old one is stale: served per the job's policy and refreshed. O(1) whatever the number of
@@ -602,7 +602,7 @@ export const withSpans: {
 } = dual((args) => isJob(args[0]), internal.withSpans)
 
 /**
- * Where concurrent synchronous fetches of one key share one fetch (SPEC §9). `"cluster"`
+ * Where concurrent synchronous fetches of one key share one fetch (DESIGN.md §3.1). `"cluster"`
  * (the default): across every process on a store that can coordinate them (`RedisCacheStore`
  * takes a lock per key; the others wait for its value), and in each process on any other
  * store or while the store is unreachable. `"process"`: in each process only, with no lock
@@ -712,7 +712,7 @@ const toFunction = <I, A, E, R, Out, Z, Async extends boolean, S>(
 // -----------------------------------------------------------------------------
 
 /**
- * The value of `input`, using the cache where possible (SPEC §3; `Policy.decide` says
+ * The value of `input`, using the cache where possible (DESIGN.md §1; `Policy.decide` says
  * how). Faults of the store or the queue never fail it: a failed read is a miss, a failed
  * write is logged, after a failed enqueue the refresh runs in the process, in the
  * background. It fails only with the errors of a synchronous fetch, and with `KeyError` for

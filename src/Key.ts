@@ -1,5 +1,5 @@
 /**
- * Stable cache keys, SPEC §4: the job's name for a void input, otherwise `name:` and a
+ * Stable cache keys (DESIGN.md §5.1): the job's name for a void input, otherwise `name:` and a
  * SHA-256 of a canonical encoding of the input (object keys sorted). The same input gives
  * the same key in every process and on every run; two different inputs never share one.
  *

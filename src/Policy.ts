@@ -1,5 +1,5 @@
 /**
- * The decision of `Job.get`, SPEC §3, as one pure function: given what the cache holds, the
+ * The decision of `Job.get` (DESIGN.md §1) as one pure function: given what the cache holds, the
  * time and the job's rules, what to do. No I/O, so a property test can call it directly.
  *
  * This is the cacheback state machine; no library has it, so it is written here by hand.
@@ -49,7 +49,7 @@ export type StaleRule<I> =
 
 /**
  * When a stale value whose synchronous fetch failed (or timed out) is served instead of the
- * error (SPEC §10, cacheback issue #74): while it is younger than `maxStale` since it was
+ * error (DESIGN.md §8.1; django-cacheback #74): while it is younger than `maxStale` since it was
  * fetched, or when the predicate says so (told the error).
  *
  * @since 0.2.0

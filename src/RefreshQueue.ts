@@ -1,5 +1,5 @@
 /**
- * Where refreshes wait to run (SPEC §5). A service, so that a program chooses with a layer:
+ * Where refreshes wait to run. A service, so that a program chooses with a layer:
  * background fibers in this process (the default), inline (Celery's "always eager"), a test
  * queue drained by hand (`TestRefreshQueue.layer`, rq's burst mode), or BullMQ
  * (`effect-cacheback/redis`).

@@ -4,7 +4,7 @@ import * as MetricKey from "effect/MetricKey"
 
 /**
  * The counters of one job, tagged `job=<name>`. They are updated with `unsafeUpdate`: a
- * `Metric.increment` effect per read would cost a large share of a memory hit (SPEC §3,
+ * `Metric.increment` effect per read would cost a large share of a memory hit (DESIGN.md §2,
  * BENCHMARKS.md).
  */
 export interface JobMetrics {

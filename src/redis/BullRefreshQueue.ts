@@ -1,5 +1,5 @@
 /**
- * A `RefreshQueue` on BullMQ (SPEC §5): refreshes leave the process as tasks `{ job, key,
+ * A `RefreshQueue` on BullMQ: refreshes leave the process as tasks `{ job, key,
  * input, store }` and run in `RefreshWorker`s, in any number of processes. `store` is the
  * identity of the producer's cache store (`redis:<prefix>`; absent for an in-process
  * store), so that a worker writing elsewhere refuses the task instead of refreshing
@@ -88,7 +88,7 @@ export type Options = CommonOptions & (
   }
   | {
     /**
-     * A Redis Cluster (SPEC §11): its seed nodes and ioredis `Cluster` options. The layer
+     * A Redis Cluster (DESIGN.md §5.3): its seed nodes and ioredis `Cluster` options. The layer
      * and each worker create their `Cluster` clients: the producer's fails an enqueue at
      * once while a node is down or failing over, the workers' wait. On a cluster the
      * prefix or every queue name needs a hash tag (`queueName: "{cacheback-refresh}"`).

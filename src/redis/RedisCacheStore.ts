@@ -1,12 +1,12 @@
 /**
- * A `CacheStore` on Redis (SPEC §5), shared by every process that reads a job: entries
+ * A `CacheStore` on Redis, shared by every process that reads a job: entries
  * are JSON text at `<prefix>:<key>` behind a small header (`internal/wire.ts`), values
  * encoded by the job's value schema, forgotten by Redis after the job's cache TTL. With
  * `nearCache`, recently read entries are also kept in process memory, coherent through
- * Redis's own client-side caching (SPEC §8). Synchronous fetches of a key share one fetch
- * across processes through a lock per key (SPEC §9), and write-backs are compare-and-set.
+ * Redis's own client-side caching (DESIGN.md §7). Synchronous fetches of a key share one fetch
+ * across processes through a lock per key (DESIGN.md §3.1), and write-backs are compare-and-set.
  *
- * On a Redis Cluster (SPEC §11) each entry carries its key as a hash tag, so that entries
+ * On a Redis Cluster (DESIGN.md §5.3) each entry carries its key as a hash tag, so that entries
  * spread over the masters and a key's entry and lock share a slot; many keys are read with
  * one `MGET` per slot, pipelined per master; the near cache tracks every master.
  *
@@ -83,7 +83,7 @@ export type Options =
      */
     readonly redisOptions?: RedisOptions
     /**
-     * Keeps recently read entries in process memory in front of Redis (SPEC §8): at most
+     * Keeps recently read entries in process memory in front of Redis (DESIGN.md §7): at most
      * `capacity` entries and `maxBytes` (default 64 MiB) counted as the length of their
      * stored text. Costs a second connection (the subscriber of Redis's invalidations). A
      * near hit is synchronous, like a memory-store hit; any write of a key, by any client,
@@ -91,7 +91,7 @@ export type Options =
      */
     readonly nearCache?: NearCacheOptions
     /**
-     * The TTL of the lock that elects one fetcher of a key across processes (SPEC §9),
+     * The TTL of the lock that elects one fetcher of a key across processes (DESIGN.md §3.1),
      * renewed while it fetches: what a fetcher that dies costs the others. Default 3 seconds.
      */
     readonly lockTtl?: Duration.DurationInput

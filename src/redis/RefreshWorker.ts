@@ -1,5 +1,5 @@
 /**
- * Runs the refresh tasks of a `BullRefreshQueue` (SPEC §5): in any number of processes,
+ * Runs the refresh tasks of a `BullRefreshQueue`: in any number of processes,
  * each with the jobs it may run, storing through the `CacheStore` in its context.
  *
  * - A task names its job; the worker finds it among `jobs`, checks that the task's producer

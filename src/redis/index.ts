@@ -1,6 +1,6 @@
 /**
  * effect-cacheback/redis: the cache on Redis and the refreshes on BullMQ, for many
- * processes (SPEC §5). Loads `ioredis` and `bullmq`; the main entry never does.
+ * processes. Loads `ioredis` and `bullmq`; the main entry never does.
  *
  * @since 0.1.0
  */

@@ -218,7 +218,7 @@ export const filter = <M extends Model>(
 }
 
 /**
- * The tag every entry of a query job on `table` carries (SPEC §10): `table:<table>`.
+ * The tag every entry of a query job on `table` carries (DESIGN.md §8.3): `table:<table>`.
  *
  * @since 0.2.0
  * @category tags

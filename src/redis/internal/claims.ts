@@ -1,5 +1,5 @@
 /**
- * One fetch of a key across processes (SPEC §9): `CacheStore.Service.claim` on Redis.
+ * One fetch of a key across processes (DESIGN.md §3.1): `CacheStore.Service.claim` on Redis.
  *
  * A lock per key at `<prefix>|lock:<key>` (on a cluster `<prefix>|lock:{<key>}`, in the
  * slot of its entry: `keys.ts`), taken with a random token and a short TTL by a script that
@@ -44,7 +44,7 @@ export interface ClaimSettings {
   /**
    * Whether Redis answered the store's last read. When it did not (down, or a read timed
    * out), a claim answers `Alone` at once: the read already spent its store timeout on the
-   * lookup, and must not spend another on the lock (SPEC §7).
+   * lookup, and must not spend another on the lock (DESIGN.md §6).
    */
   readonly answering: () => boolean
 }

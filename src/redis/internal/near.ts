@@ -7,13 +7,13 @@
  * eviction is CLOCK (a read sets a bit; eviction passes over set bits once), which costs a
  * hit nothing.
  *
- * The guard (SPEC §8: a reply that races an invalidation of its key is not cached): a read
+ * The guard (DESIGN.md §7: a reply that races an invalidation of its key is not cached): a read
  * sent to Redis registers its key as in flight with the key's epoch; an invalidation of the
  * key (or the process's own write of it, when sent) bumps the epoch; emptying the cache
  * bumps `session`. A reply is cached only if neither moved. Redis sends an invalidation on
  * another connection than the reply, so either may come first: a reply that comes first is
  * cached and then evicted, one that comes after is dropped. No entry is ever older than an
- * invalidation already processed (stress-tested in the research notes of issue 11).
+ * invalidation already processed (stress-tested: `test/integration/redis-near.test.ts`).
  */
 import * as Option from "effect/Option"
 import type * as Entry from "../../Entry.js"

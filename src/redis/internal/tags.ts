@@ -1,5 +1,5 @@
 /**
- * Tags on Redis (SPEC §10): each tag is one key holding a random token, replaced at every
+ * Tags on Redis (DESIGN.md §8.3): each tag is one key holding a random token, replaced at every
  * invalidation; one more key, the generation, changes with every invalidation. The keys
  * have no TTL, so that they outlive the entries that recorded them (with a `volatile-*`
  * `maxmemory-policy` Redis evicts entries, which have one, and never tags); a tag that is

@@ -1,6 +1,6 @@
 /**
  * Keeps the near cache (`near.ts`) coherent with Redis by server-assisted client-side
- * caching (SPEC §8): a tracking connection has `CLIENT TRACKING ON REDIRECT <id> BCAST PREFIX
+ * caching (DESIGN.md §7): a tracking connection has `CLIENT TRACKING ON REDIRECT <id> BCAST PREFIX
  * <prefix>: PREFIX <prefix>|` (entries, and locks where they live), so that Redis sends every
  * change of a key under them, by any client, to a subscriber connection on
  * `__redis__:invalidate`. No bus of our own, and nothing to configure on the writers.
