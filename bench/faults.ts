@@ -1,6 +1,6 @@
 /**
- * A hung Redis, live (issue 8 point 4): through a loopback proxy that stalls, how long a
- * read waits. SPEC §7 bounds it by one store timeout plus its fetch (here a 0 ms fetch):
+ * A hung Redis, live: through a loopback proxy that stalls, how long a read waits. It is
+ * bounded by one store timeout plus its fetch (DESIGN.md §6; here a 0 ms fetch):
  * a miss waits for its read to time out, never for its write; a stale read whose queue
  * hangs answers at once. Medians of 5 reads each.
  */

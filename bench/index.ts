@@ -62,7 +62,7 @@ const report = () => {
     "  the schema 1.96× (1.61–2.07); getMany of 100 0.86× (0.77–0.87), with the schema 0.83×",
     "  (0.74–0.90). A single run can miss a floor that the median meets; the table above is one run.",
     "  The machine of 2026-11-24 (2 × AMD EPYC) ran the raw baselines slower (raw GETs at 64 in",
-    "  flight 67 k/s). Measured against the code before the engine refactor (issue 10), 5",
+    "  flight 67 k/s). Measured against the code before Job.ts was split into a read engine, 5",
     "  interleaved rounds in fresh processes: memory hit 0.97×, sequential Redis hit 1.02×, 64 in",
     "  flight 0.97×, getMany 0.95× (before the changes above).",
     "- **Tagged hits on Redis** read their tags' tokens after the entry: one more round trip",

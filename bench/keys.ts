@@ -1,5 +1,5 @@
 /**
- * The key memo under big inputs (issue 8, point 3): what stays on the heap after a job has
+ * The key memo under big inputs (DESIGN.md §6): what stays on the heap after a job has
  * keyed 300 distinct 1 MB inputs on a store that keeps one entry. The memo must hold none of
  * them, so the heap grows by what the store and the last input hold, not by 300 MB.
  */

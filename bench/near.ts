@@ -1,5 +1,5 @@
 /**
- * The near cache (SPEC §8): near hits of a Redis-backed job against memory-store hits,
+ * The near cache (DESIGN.md §7): near hits of a Redis-backed job against memory-store hits,
  * node-redis 6's own client-side cache (RESP3) and sequential raw `GET`s; and the coherence
  * lag from process A's `Job.set` resolving to process B reading the new value.
  */

@@ -1,5 +1,5 @@
 /**
- * The resilience policies of SPEC §10, measured: early refresh of a hot key through the
+ * The resilience policies (DESIGN.md §8), measured: early refresh of a hot key through the
  * engine (memory store and queue, on a `TestClock` so that 100 s of reads run in seconds),
  * what a tag check costs a hit, and what invalidating a tag costs as tagged entries grow.
  */

@@ -1,5 +1,5 @@
 /**
- * The memory queue under a backlog (issue 8): N distinct keys enqueued at once, 1 ms
+ * The memory queue under a backlog: N distinct keys enqueued at once, 1 ms
  * refreshes, `layerMemory({ concurrency: 4, capacity: 100_000 })`. The baseline is the same
  * refreshes run by `Effect.forEach` with concurrency 4 in the same run: an executor with no
  * queue at all, so that the ratio is the cost of queueing (a 1 ms sleep takes longer than

@@ -105,9 +105,9 @@ const hitsOf = (job: ProfileJob, label: string) => Effect.gen(function*() {
 const hits = Effect.zipRight(hitsOf(job, ""), hitsOf(schemaJob, ", 4-field value schema"))
 
 /**
- * A tagged hit against an untagged one on Redis (the tag check's cost, SPEC §10): the tags'
- * tokens are one more round trip, sequentially; in flight, the checks share round trips
- * with the other reads.
+ * A tagged hit against an untagged one on Redis (the tag check's cost, DESIGN.md §8.3):
+ * the tags' tokens are one more round trip, sequentially; in flight, the checks share
+ * round trips with the other reads.
  */
 const taggedHits = Effect.gen(function*() {
   const tagged = Job.make({ name: "bench.redis.tagged", fetch: (key: string) => Effect.succeed(profile(key)) }).pipe(

@@ -1,5 +1,5 @@
 /**
- * Writes beside cached reads (SPEC §10): `GET /staff` reads the staff through a query job,
+ * Writes beside cached reads: `GET /staff` reads the staff through a query job,
  * cached for an hour; `POST /staff/:username` inserts a staff member, then marks every
  * entry of every query job on the table stale with `QueryJob.invalidateTable`. The next
  * read answers the cached rows while the refresh runs; the one after has the new row.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The package as a user installs it (issue 9, point 9). `npm pack` (its `prepack` builds
+# The package as a user installs it. `npm pack` (its `prepack` builds
 # dist/ afresh) into a temp dir; the tarball must hold each entry point's .js and .d.ts,
 # LICENSE, and the src/ its declaration maps point at, with no `@internal` left in a .d.ts.
 # Then a scratch ESM project installs the tarball and its peers from the npm registry

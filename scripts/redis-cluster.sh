@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A local Redis Cluster (3 masters + 3 replicas) for the cluster suites (SPEC §11).
+# A local Redis Cluster (3 masters + 3 replicas) for the cluster suites.
 #
 #   scripts/redis-cluster.sh start    start it (or do nothing if it is already healthy)
 #   scripts/redis-cluster.sh stop     shut every node down and remove its directory

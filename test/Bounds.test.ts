@@ -1,7 +1,7 @@
 /**
- * SPEC §7: a read answers within one store read plus its fetch. The writes after its
- * decision (the fetched value, a write-back, a pending marker) and its enqueue finish in
- * the background, bounded in number; none of them adds its wait to the caller's.
+ * A read answers within one store read plus its fetch (DESIGN.md §3.3, §6). The writes
+ * after its decision (the fetched value, a write-back, a pending marker) and its enqueue
+ * finish in the background, bounded in number; none of them adds its wait to the caller's.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Metric, TestClock } from "effect"
@@ -32,7 +32,7 @@ const settle = (done: () => boolean) =>
     for (let i = 0; i < 50 && !done(); i++) yield* Effect.yieldNow()
   })
 
-describe("reads never wait for what follows their decision (SPEC §7)", () => {
+describe("reads never wait for what follows their decision", () => {
   it.scoped("a miss answers the fetched value while its store is blocked; a read in that gap joins the flight", () =>
     Effect.gen(function*() {
       const { gate, store } = yield* gatedStore

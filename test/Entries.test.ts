@@ -1,5 +1,5 @@
 /**
- * Entries know whose they are (SPEC §7, issue 9 points 3 and 5): an entry written by a job of
+ * Entries know whose they are (DESIGN.md §5.2): an entry written by a job of
  * another value schema or version is a miss, never a wrongly typed hit; `undefined` and
  * `null` values round-trip through every in-process store (Redis: the store suite).
  */
@@ -15,7 +15,7 @@ const stores = {
   keyValueStore: CacheStore.layerKeyValueStore().pipe(Layer.provide(KeyValueStore.layerMemory))
 }
 
-describe("entries carry their job's fingerprint (SPEC §7)", () => {
+describe("entries carry their job's fingerprint", () => {
   const Person = Schema.Struct({ name: Schema.String, age: Schema.Number })
   const Old = Schema.Struct({ name: Schema.String })
 

@@ -20,7 +20,7 @@ const settle = <E = never, R = never>(done: (() => boolean) | Effect.Effect<bool
 const stored = <A>(job: Job.Job<string, A, any, any, any, any, any, any>, input: string, value: A) =>
   Effect.map(Job.rawGet(job, input), (entry) => Option.isSome(entry) && entry.value._tag === "Value" && entry.value.value === value)
 
-describe("faults degrade, never break reads (SPEC §3)", () => {
+describe("faults degrade, never break reads", () => {
   it.scoped("a failing store read counts as a miss: the value is fetched and returned", () => {
     const logs = captureLogs()
     return withFaultyStore(({ faults }) =>
@@ -90,7 +90,7 @@ describe("faults degrade, never break reads (SPEC §3)", () => {
       })
     ).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.scoped("a failing enqueue on a stale read answers at once and refreshes in the background (SPEC §7)", () =>
+  it.scoped("a failing enqueue on a stale read answers at once and refreshes in the background", () =>
     Effect.gen(function*() {
       const f = counting()
       const job = Job.make({ name: "enqueueFailsStale", fetch: f.fetch })

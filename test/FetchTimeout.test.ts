@@ -1,5 +1,5 @@
 /**
- * SPEC §7: every fetch has a deadline (`Job.withFetchTimeout`, by default the refresh
+ * Every fetch has a deadline (`Job.withFetchTimeout`, by default the refresh
  * timeout). A fetch that never completes frees its key at the deadline, fails its callers
  * with a typed `FetchTimeout`, and never stops a queue.
  */
@@ -21,7 +21,7 @@ const count = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.valu
 
 const memory = CacheStore.layerMemory({ capacity: 100 })
 
-describe("Job.withFetchTimeout (SPEC §7)", () => {
+describe("Job.withFetchTimeout", () => {
   it.effect("a hung synchronous fetch fails its callers with FetchTimeout at the refresh timeout, and frees the key", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {

@@ -7,7 +7,7 @@ const raw = <A>(job: Job.Job<string, A, any, any, any, any, any>, input: string)
   Effect.map(Job.rawGet(job, input), Option.getOrNull)
 const pendingKeys = Effect.map(TestRefreshQueue.pending, (tasks) => tasks.map((task) => task.input))
 
-describe("Job.make and the combinators (SPEC §1)", () => {
+describe("Job.make and the combinators", () => {
   it("has cacheback's defaults", () => {
     const job = Job.make({ name: "defaults", fetch: (_: string) => Effect.succeed(1) })
     expect(job.name).toBe("defaults")
@@ -135,7 +135,7 @@ describe("Job.make and the combinators (SPEC §1)", () => {
   })
 })
 
-describe("the cacheback lifecycle under TestClock (SPEC §3)", () => {
+describe("the cacheback lifecycle under TestClock", () => {
   // cacheback's parity case: lifetime 600 s, fetch_on_stale_threshold 900 s.
   const parity = (fetch: (input: string) => Effect.Effect<string>) =>
     Job.make({ name: "lifecycle", fetch }).pipe(
@@ -519,7 +519,7 @@ describe("the other combinators", () => {
     }).pipe(Effect.provide(testLayer)))
 })
 
-describe("the operations (SPEC §2)", () => {
+describe("the operations", () => {
   it.scoped("refresh fetches now, even on a hit, and stores", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "ops", fetch: counting().fetch })
@@ -621,7 +621,7 @@ describe("the operations (SPEC §2)", () => {
     }).pipe(Effect.provide(testLayer)))
 })
 
-describe("single flight (SPEC §3)", () => {
+describe("single flight", () => {
   it.scoped("concurrent synchronous fetches of one key share one fetch", () =>
     Effect.gen(function*() {
       let calls = 0

@@ -16,7 +16,7 @@ const nested = (levels: number, input: unknown = 0) => {
   return value
 }
 
-describe("Key (SPEC §4)", () => {
+describe("Key", () => {
   it("a void input keys as the job's name", () => {
     expect(keyOf(undefined)).toBe("job")
   })
@@ -170,7 +170,7 @@ describe("Key (SPEC §4)", () => {
       expect(new Set(first).size).toBe(inputs.length)
     })
 
-    describe("what the memo keeps alive is bounded (issue 8, point 3)", () => {
+    describe("what the memo keeps alive is bounded", () => {
       // Tests run without --expose-gc; V8 still hands out its gc function to a new context.
       v8.setFlagsFromString("--expose-gc")
       const gc = vm.runInNewContext("gc") as () => void
@@ -200,7 +200,7 @@ describe("Key (SPEC §4)", () => {
       })
     })
 
-    describe("an input schema keys strictly (issue 9, points 1 and 7)", () => {
+    describe("an input schema keys strictly", () => {
       const Lookup = Schema.Struct({ id: Schema.Number, tags: Schema.optional(Schema.Array(Schema.Struct({ name: Schema.String }))) })
 
       it("a field the input schema does not know is a KeyError naming it, never dropped", () => {

@@ -20,7 +20,7 @@ const recordingSpans = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     return Effect.map(Effect.withTracer(effect, tracer), () => spans)
   })
 
-describe("metrics (SPEC §3): always on, per job", () => {
+describe("metrics: always on, per job", () => {
   it.effect("count hits, stale hits, misses, sync fetches, enqueued, deduplicated and refreshed", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "metricsJob", fetch: counting().fetch })
@@ -64,7 +64,7 @@ describe("metrics (SPEC §3): always on, per job", () => {
     }).pipe(Effect.provide(layer)))
 })
 
-describe("spans (SPEC §3): opt-in on reads, always on fetches and refreshes", () => {
+describe("spans: opt-in on reads, always on fetches and refreshes", () => {
   it.effect("a hit starts no span by default", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "spansOff", fetch: counting().fetch })
@@ -140,7 +140,7 @@ describe("spans (SPEC §3): opt-in on reads, always on fetches and refreshes", (
     }).pipe(Effect.provide(Layer.merge(layer, Job.layerSpans()))))
 })
 
-describe("a refresh traced to its request; fetch durations (issue 14)", () => {
+describe("a refresh traced to its request; fetch durations", () => {
   it.effect("the refresh's span is a root span with a link to the span of the read that enqueued it", () =>
     Effect.gen(function*() {
       const job = Job.make({ name: "linkedRefresh", fetch: counting().fetch })

@@ -1,6 +1,6 @@
 /**
- * The resilience policies of SPEC §10 through the engine, under TestClock and `Random.fixed`:
- * stale-if-error, early refresh of hot keys, tag invalidation.
+ * The resilience policies (DESIGN.md §8) through the engine, under TestClock and
+ * `Random.fixed`: stale-if-error, early refresh of hot keys, tag invalidation.
  */
 import { KeyValueStore } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
@@ -30,7 +30,7 @@ const origin = () => {
 
 const memory = Layer.merge(CacheStore.layerMemory({ capacity: 100 }), TestRefreshQueue.layer)
 
-describe("Job.withStaleIfError (SPEC §10)", () => {
+describe("Job.withStaleIfError", () => {
   const build = (o: ReturnType<typeof origin>) =>
     Job.make({ name: `staleIfError-${Math.random()}`, fetch: o.fetch }).pipe(
       Job.withLifetime("1 minute"),
@@ -111,7 +111,7 @@ describe("Job.withStaleIfError (SPEC §10)", () => {
   })
 })
 
-describe("Job.withEarlyRefresh (SPEC §10)", () => {
+describe("Job.withEarlyRefresh", () => {
   it.scoped("near expiry a hit enqueues one refresh, by the draw from Random (Random.fixed drives it); the next hits of that value do not", () =>
     Effect.gen(function*() {
       let fetches = 0
@@ -145,7 +145,7 @@ describe("Job.withEarlyRefresh (SPEC §10)", () => {
   })
 })
 
-describe("Job.withTags, invalidateTags (SPEC §10)", () => {
+describe("Job.withTags, invalidateTags", () => {
   const stores = {
     memory: CacheStore.layerMemory({ capacity: 100 }),
     keyValueStore: CacheStore.layerKeyValueStore().pipe(Layer.provide(KeyValueStore.layerMemory))

@@ -13,7 +13,7 @@ const syncOnStale = (syncAfter: Duration.DurationInput): Policy.StaleRule<unknow
 })
 const value = (fetchedAt: number, expiresAt: number) => Option.some(Entry.value("v", fetchedAt, expiresAt))
 
-describe("Policy.decide, rule by rule (SPEC §3)", () => {
+describe("Policy.decide, rule by rule", () => {
   it("1. a miss fetches when syncOnMiss says so", () => {
     expect(Policy.decide(Option.none(), 0, rules(), "x")).toEqual({ _tag: "Fetch", status: "miss" })
   })
@@ -196,7 +196,7 @@ const anyGraceEntry: fc.Arbitrary<Option.Option<Entry.Entry<number>>> = fc.oneof
   )
 )
 
-describe("stale-if-error (SPEC §10), properties", () => {
+describe("stale-if-error, properties", () => {
   it.prop(
     "a failed fetch of a stale value serves it exactly when it is younger than maxStale, with a grace of one refresh timeout",
     { fetchedAt: time, age: span, maxStale: span, timeout: span, error: fc.anything() },
@@ -245,7 +245,7 @@ describe("stale-if-error (SPEC §10), properties", () => {
   })
 })
 
-describe("early refresh (XFetch, SPEC §10), properties", () => {
+describe("early refresh (XFetch), properties", () => {
   const early = (beta: number) => rules({ earlyRefresh: { beta } })
 
   it.prop(
@@ -316,7 +316,7 @@ describe("early refresh (XFetch, SPEC §10), properties", () => {
   )
 })
 
-describe("the decision stays total with every rule (SPEC §10)", () => {
+describe("the decision stays total with every rule", () => {
   it.prop(
     "one of the five, for every entry, time, rule set, input and draw",
     { entry: anyGraceEntry, now: fc.double(), rules: withPolicies, input: fc.anything(), draw: fc.option(fc.double({ min: 0, max: 1 }), { nil: undefined }) },

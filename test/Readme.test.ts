@@ -1,5 +1,5 @@
 /**
- * Every ```ts block of README.md compiles (issue 9, point 11).
+ * Every ```ts block of README.md compiles.
  *
  * Each block is a module of its own, type-checked against this project's tsconfig (its
  * `paths` map `effect-cacheback`, `/redis` and `/sql` to src/), all in one compiler

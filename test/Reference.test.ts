@@ -1,8 +1,8 @@
 /**
  * Model-based test: random sequences of get / set / invalidate / delete / clock advance /
- * drain run against the library and against `Reference`, a small model of SPEC §3 written
- * here from the spec's words and sharing no code with `Policy`. Values, statuses, entries
- * and the number of fetches must agree after every step.
+ * drain run against the library and against `Reference`, a small model of the decision
+ * table of DESIGN.md §1 written here from its words and sharing no code with `Policy`.
+ * Values, statuses, entries and the number of fetches must agree after every step.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc, Layer, Option, TestClock } from "effect"
@@ -14,9 +14,9 @@ interface Config {
   readonly refreshTimeout: number
   readonly syncAfter: number | undefined
   readonly cacheTtl: number
-  /** `withStaleIfError(maxStale)` (SPEC §10) */
+  /** `withStaleIfError(maxStale)` */
   readonly staleIfError: number | undefined
-  /** `withTags(() => ["t"])` (SPEC §10) */
+  /** `withTags(() => ["t"])` */
   readonly tagged: boolean
 }
 
@@ -36,7 +36,7 @@ const FAILED = { value: "(failed)", status: "failed" }
 
 class Down {}
 
-/** The reference: SPEC §3 read literally, over a map of entries with backend deadlines. */
+/** The reference: DESIGN.md §1 read literally, over a map of entries with backend deadlines. */
 class Reference {
   now = 0
   fetches = 0
@@ -189,7 +189,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "invalidateTag" } as const) }
 )
 
-describe("Job against a reference model of SPEC §3 and §10", () => {
+describe("Job against a reference model of its decisions and policies", () => {
   it.effect.prop(
     "values, statuses, entries and fetch counts agree after every step",
     { config, ops: fc.array(op, { minLength: 1, maxLength: 30 }) },

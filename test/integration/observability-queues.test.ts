@@ -1,5 +1,5 @@
 /**
- * Queue depth (issue 14, point 2): `cacheback_refreshes_waiting{job}`, the refreshes waiting
+ * Queue depth: `cacheback_refreshes_waiting{job}`, the refreshes waiting
  * in a memory queue for a fiber, moved on enqueue and take; `cacheback_bullmq_waiting{queue}`,
  * a BullMQ queue's waiting tasks as its workers read them on the real Redis. Gauges are read
  * from Effect's metric registry by name and tag, as an exporter reads them.

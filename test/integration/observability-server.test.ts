@@ -1,5 +1,5 @@
 /**
- * Metrics out (issue 14, point 1): examples/server.ts exports the library's metrics through
+ * Metrics out: examples/server.ts exports the library's metrics through
  * @effect/opentelemetry's Prometheus exporter at GET /metrics. The test reads the example
  * over real HTTP and scrapes it as Prometheus would; each job's series must equal what the
  * responses' `X-Cache` headers say the cache did.

@@ -1,5 +1,5 @@
 /**
- * A refresh traced to its request across processes (issue 14, point 3), on the real Redis:
+ * A refresh traced to its request across processes, on the real Redis:
  * this process is a producer traced by OpenTelemetry (an in-memory span exporter); a worker
  * process (fixtures/traced-worker.ts) is traced too and prints the spans it finishes. A
  * stale read in a request span enqueues a task carrying the request's W3C `traceparent`;

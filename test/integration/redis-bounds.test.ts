@@ -1,8 +1,9 @@
 /**
- * SPEC §7 on the real Redis, through a loopback proxy that stalls (a hung Redis: the
- * connection stays open, nothing answers): a read waits for at most one store timeout plus
- * its fetch. The store's watchdog and BullMQ's enqueue timeout run on `TestClock`, so the
- * test moves time by hand and checks that nothing waited a second timeout.
+ * Bounded reads (DESIGN.md §6) on the real Redis, through a loopback proxy that stalls (a
+ * hung Redis: the connection stays open, nothing answers): a read waits for at most one
+ * store timeout plus its fetch. The store's watchdog and BullMQ's enqueue timeout run on
+ * `TestClock`, so the test moves time by hand and checks that nothing waited a second
+ * timeout.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Schema, TestClock, TestServices } from "effect"
@@ -18,7 +19,7 @@ const up = await requireService("redis")
 const awaitLive = <A, E>(fiber: Fiber.Fiber<A, E>, millis: number) =>
   TestServices.provideLive(Effect.timeoutOption(Fiber.join(fiber), millis))
 
-describe.skipIf(!up)("a read answers within one store timeout plus its fetch (SPEC §7)", () => {
+describe.skipIf(!up)("a read answers within one store timeout plus its fetch", () => {
   const raw = rawClient()
   const prefixes: Array<string> = []
   const queues: Array<string> = []
@@ -46,7 +47,8 @@ describe.skipIf(!up)("a read answers within one store timeout plus its fetch (SP
       // The watchdog looks four times per timeout: the GET fails at its first look past 1 s.
       yield* TestClock.adjust("1250 millis")
       const answered = yield* awaitLive(fiber, 2_000)
-      // Before SPEC §7 the fetched value's write waited a second timeout here.
+      // When the fetched value's write did not run in the background, it waited a second
+      // timeout here.
       expect(Option.map(answered, (found) => found.status)).toEqual(Option.some("miss"))
       expect(fetches).toBe(before + 1)
     }).pipe(quiet), 20_000)

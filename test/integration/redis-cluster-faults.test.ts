@@ -1,9 +1,8 @@
 /**
- * RedisCacheStore on a Redis Cluster whose topology changes under traffic (SPEC §11, issue 13
- * points 4 and 5): slots moved to another master, and a master SIGKILLed. On a private
- * cluster of the suite (ports 7300-7305), so that the shared one stays healthy for the
- * suites that run meanwhile. The resharding runs first: the failover leaves a master without
- * its replica.
+ * RedisCacheStore on a Redis Cluster whose topology changes under traffic: slots moved to
+ * another master, and a master SIGKILLed. On a private cluster of the suite (ports
+ * 7300-7305), so that the shared one stays healthy for the suites that run meanwhile. The
+ * resharding runs first: the failover leaves a master without its replica.
  */
 import calculateSlot from "cluster-key-slot"
 import { Clock, Effect, Layer, Option, Schema } from "effect"

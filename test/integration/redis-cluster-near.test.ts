@@ -1,5 +1,5 @@
 /**
- * The near cache on the local Redis Cluster (SPEC §8 and §11, issue 13 point 1): process B,
+ * The near cache on the local Redis Cluster (DESIGN.md §7): process B,
  * a reader process with a near cache, tracks every master; this process (A) writes through
  * a store without one. A key on each master is written while B reads it in a loop.
  */

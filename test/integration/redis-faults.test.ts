@@ -1,5 +1,5 @@
 /**
- * Faults on the real Redis (SPEC §3, issue 3 point 4): a loopback TCP proxy sits between
+ * Faults on the real Redis (DESIGN.md §3.4): a loopback TCP proxy sits between
  * the code under test and Redis, and the test cuts it, stalls it and restores it. Reads
  * never break and never hang; when Redis is back they are hits again, without a restart.
  */
@@ -59,7 +59,8 @@ describe.skipIf(!up)("faults never break a read", () => {
       yield* Effect.gen(function*() {
         yield* RefreshWorker.start({ jobs: [job] })
         expect(yield* Job.lookup(job, "a")).toEqual({ value: "a#1", status: "miss", syncFetch: true })
-        // The value's write follows the answer (SPEC §7): a read in that gap shares the fetch.
+        // The value's write follows the answer, in the background: a read in that gap shares
+        // the fetch.
         yield* poll("the value is stored", 2_000, Effect.map(Job.lookup(job, "a"), (read) => (read.status === "hit" ? read : undefined)))
         expect(fetches()).toBe(1)
 
@@ -175,7 +176,7 @@ describe.skipIf(!up)("faults never break a read", () => {
         yield* Effect.promise(proxy.restore)
         yield* Effect.sync(proxy.stall)
         yield* storeStale(job, "c", "old")
-        // The enqueue hangs: the read does not wait for its timeout (SPEC §7).
+        // The enqueue hangs: the read does not wait for its timeout.
         expect(yield* Job.lookup(job, "c")).toEqual({ value: "old", status: "stale", syncFetch: false })
         yield* poll("the timed-out enqueue is refreshed in the background", 5_000, Effect.map(storedValue(job, "c"), (v) => Option.getOrUndefined(Option.filter(v, (x) => /^c#\d+$/.test(x)))))
         expect(logs.lines.some((line) => line.includes("refreshing in the background"))).toBe(true)

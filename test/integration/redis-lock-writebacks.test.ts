@@ -1,5 +1,5 @@
 /**
- * Compare-and-set write-backs (SPEC §9, issue 11 point 3). A stale read answers at once and
+ * Compare-and-set write-backs (DESIGN.md §3.2). A stale read answers at once and
  * writes the stale value back (expiring a refresh timeout later) in the background; a
  * refresh may store a newer value before that write-back lands. These tests force that
  * order: the reader's store holds each write-back at a gate until the test opens it, after

@@ -1,6 +1,6 @@
 /**
- * One fetch across processes (SPEC §9, issue 11 point 2), with four reader processes on the
- * real Redis, and on the local Redis Cluster (SPEC §11): a lock per key elects one fetcher,
+ * One fetch across processes (DESIGN.md §3.1), with four reader processes on the
+ * real Redis, and on the local Redis Cluster: a lock per key elects one fetcher,
  * the others wait for its value. The processes share nothing but Redis. The SIGKILL test
  * runs last: it ends one of them.
  */

@@ -1,5 +1,5 @@
 /**
- * The near cache (SPEC §8, issue 11 point 1): entries kept in process memory in front of
+ * The near cache (DESIGN.md §7): entries kept in process memory in front of
  * Redis, coherent through Redis's client-side caching. Process A is this test process,
  * writing through a store without a near cache; process B is a reader process with one.
  * Redis is a private `redis-server` of the suite, so that it may kill connections, flush,

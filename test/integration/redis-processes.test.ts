@@ -1,5 +1,5 @@
 /**
- * Worker processes on the real Redis (issue 3 point 6): two worker processes spawned with
+ * Worker processes on the real Redis: two worker processes spawned with
  * `child_process` and this process as the producer. The processes share nothing but
  * Redis: tasks cross as `{ job, key, input, store }`, values come back through the store.
  *
@@ -109,7 +109,7 @@ describe.skipIf(!up)("worker processes", () => {
         const stale = (yield* read(metrics.staleHits)) - staleHits
         expect(stale).toBeGreaterThanOrEqual(1)
         expect(reads.filter((r) => r.status === "stale")).toHaveLength(stale)
-        // The enqueue follows the answers, in the background (SPEC §7); stale reads of a key
+        // The enqueue follows the answers, in the background; stale reads of a key
         // whose background work runs leave it to that one, and the rest collapse in BullMQ.
         yield* poll("the stale reads' enqueue lands", 5_000, Effect.map(read(metrics.enqueued), (n) => (n - enqueued === 1 ? true : undefined)))
         expect((yield* read(metrics.deduplicated)) - deduplicated).toBeLessThanOrEqual(stale - 1)

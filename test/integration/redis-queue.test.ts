@@ -1,9 +1,8 @@
 /**
- * BullRefreshQueue and RefreshWorker on the real Redis, in this process (issue 3 points 2
- * and 3, issue 9 points 1, 2, 12 and 13): what a task carries, how enqueues collapse, queue
- * options, how a worker treats tasks it cannot run (unknown job, an input field it does not
- * know, another key, another store) and fetches that fail, how it runs and stops, and what
- * it logs at which level.
+ * BullRefreshQueue and RefreshWorker on the real Redis, in this process: what a task
+ * carries, how enqueues collapse, queue options, how a worker treats tasks it cannot run
+ * (unknown job, an input field it does not know, another key, another store) and fetches
+ * that fail, how it runs and stops, and what it logs at which level.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Queue } from "bullmq"
@@ -81,7 +80,7 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
       expect(error._tag).toBe("EnqueueError")
       expect(error.message).toContain("Job.withSchema({ input })")
       // Through a stale read: the caller answers at once, and the refresh runs in this
-      // process, in the background (SPEC §7).
+      // process, in the background.
       yield* storeStale(job, 1, 0)
       expect(yield* Job.lookup(job, 1)).toEqual({ value: 0, status: "stale", syncFetch: false })
       yield* poll("the refresh runs in the background", 5_000, Effect.map(storedValue(job, 1), (v) => Option.getOrUndefined(Option.filter(v, (n) => n === 2))))
@@ -267,7 +266,7 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
       return failed.length === n ? failed : undefined
     })
 
-  // Issue 9 point 1: a rolling deploy where the producer's job gained an input field.
+  // A rolling deploy where the producer's job gained an input field.
   it.live("an older worker rejects a newer producer's input field it does not know, naming it, and stores nothing", () => {
     const { inspect, layer } = setup("excess")
     const older = Job.make({ name: "greeting", fetch: (input: { readonly id: number }) => Effect.succeed(`hello ${input.id}`) }).pipe(
@@ -329,7 +328,6 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
 
-  // Issue 9 point 2.
   it.live("a worker on another store prefix rejects the producer's tasks naming both stores; one on the producer's prefix refreshes them", () => {
     const { inspect, layer, prefix, queueName } = setup("store")
     const elsewhere = unique("store-other")
@@ -370,7 +368,6 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
     }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
   })
 
-  // Issue 9 point 12.
   it.live("RefreshWorker.run runs until interrupted: forked, it refreshes a task enqueued later; interrupted, it stops and says so", () => {
     const { inspect, layer } = setup("run")
     const job = Job.make({ name: "running", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
@@ -414,7 +411,6 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
     }).pipe(Effect.scoped, Effect.provide(Layer.merge(layer, logs.layer)))
   })
 
-  // Issue 9 point 13.
   it.live("a worker logs each refresh at DEBUG and none at INFO: its INFO lines are its start and stop", () => {
     const { layer, queueName } = setup("levels")
     const job = Job.make({ name: "levels", fetch: (n: number) => Effect.succeed(n) }).pipe(
@@ -456,7 +452,7 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
     expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "q", keepFailed: -1 })).toThrow(/keepFailed/)
   })
 
-  // Issue 13 point 2: BullMQ's scripts touch every key of a queue, which must share a slot.
+  // BullMQ's scripts touch every key of a queue, which must share a slot.
   it.live("on a cluster, a queue without a hash tag is refused at once, naming it: by the layer, at enqueue, by a worker", () => {
     const onCluster = "cluster" in target.queue
     const plain = unique("plain")

@@ -1,6 +1,6 @@
 /**
- * RedisCacheStore on the real Redis and on the local Redis Cluster (SPEC §5 and §11, issue 3
- * point 1, issue 13 point 1): entries through the job's value schema, TTL, one MGET for many
+ * RedisCacheStore on the real Redis and on the local Redis Cluster
+ * (DESIGN.md §5.2, §5.3): entries through the job's value schema, TTL, one MGET for many
  * keys (one per slot on a cluster), corrupt entries as misses, tags.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
@@ -17,7 +17,7 @@ import { keyOf, poll, storedValue, unique } from "./fixtures/redis.js"
 import { cleanUp, targets } from "./fixtures/targets.js"
 import { monitor as monitorServer } from "../support/monitor.js"
 
-/** Waits until a read's write of `input` lands: it follows the read's answer (SPEC §7). */
+/** Waits until a read's write of `input` lands: it runs in the background, after the answer. */
 const isStored = <A>(job: Job.Job<any, A, any, any, any, any, any, any>, input: unknown) =>
   poll("the read's value is stored", 2_000, Effect.map(storedValue(job, input), Option.getOrUndefined))
 
@@ -94,7 +94,7 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       yield* Job.get(job, 1)
-      yield* isStored(job, 1) // a read's write follows its answer (SPEC §7)
+      yield* isStored(job, 1) // a read's write follows its answer
       expect(yield* Job.lookup(job, 1)).toEqual({ value: { id: 1, tags: ["a", "b"], ok: true }, status: "hit", syncFetch: undefined })
 
       const dated = Job.make({ name: named("datedStore"), fetch: (_: number) => Effect.succeed({ when: new Date(0) }) })
@@ -132,7 +132,7 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
 
   it.live(`Job.getMany reads every key with one MGET${onCluster ? " per slot" : ""}`, () => {
     const at = prefix("mget")
-    // Per process: the read of the missing key takes no lock across processes (SPEC §9).
+    // Per process: the read of the missing key takes no lock across processes.
     const job = Job.make({ name: named("manyStore"), fetch: (n: number) => Effect.succeed(n * 10) }).pipe(Job.withSingleFlight("process"))
     const inputs = Array.from({ length: 12 }, (_, i) => i)
     return Effect.gen(function*() {

@@ -1,8 +1,8 @@
 /**
- * SPEC §7 in a worker, on the real Redis and the live clock: a fetch that never completes is
- * interrupted at its deadline (`Job.withFetchTimeout`), retried per the job's queue options,
- * then failed with `FetchTimeout` as its reason; meanwhile the worker, at concurrency 1, goes
- * on with the other tasks.
+ * Fetch deadlines in a worker, on the real Redis and the live clock: a fetch that never
+ * completes is interrupted at its deadline (`Job.withFetchTimeout`), retried per the job's
+ * queue options, then failed with `FetchTimeout` as its reason; meanwhile the worker, at
+ * concurrency 1, goes on with the other tasks.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Queue } from "bullmq"
@@ -14,7 +14,7 @@ import { cleanUp, eventually, poll, quiet, rawClient, storedValue, unique } from
 
 const up = await requireService("redis")
 
-describe.skipIf(!up)("a hung fetch in a worker (SPEC §7)", () => {
+describe.skipIf(!up)("a hung fetch in a worker", () => {
   const raw = rawClient()
   const prefix = unique("deadline")
   const queueName = unique("deadline")

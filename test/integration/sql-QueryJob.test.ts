@@ -231,7 +231,7 @@ for (const dialect of dialects) {
             yield* sql`UPDATE ${sql(table)} SET is_staff = ${true} WHERE id = 5`
             expect(names(yield* Job.get(staff, { isStaff: true }))).toEqual(["alan", "grace"])
             yield* TestClock.adjust("6 minutes")
-            // Served stale while the inline queue refreshes it, after the answer (SPEC §7); once
+            // Served stale while the inline queue refreshes it, after the answer; once
             // that refresh has stored, a read has the row.
             expect(names(yield* Job.get(staff, { isStaff: true }))).toEqual(["alan", "grace"])
             const refreshed = Effect.map(Job.rawGet(staff, { isStaff: true }), (entry) =>

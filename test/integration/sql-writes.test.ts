@@ -1,5 +1,5 @@
 /**
- * examples/writes.ts over real HTTP (SPEC §10): after a write and `QueryJob.invalidateTable`,
+ * examples/writes.ts over real HTTP: after a write and `QueryJob.invalidateTable`,
  * the next read answers the cached rows while the refresh runs, and a read after it has the
  * new row — with an hour-long lifetime that would otherwise hide it.
  */

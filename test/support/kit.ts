@@ -75,11 +75,11 @@ const versionedTagged = (name: string) => {
 }
 
 /**
- * Tags on the store in context (SPEC §10), for every store that keeps them: invalidating a
- * tag makes its entries stale (served, refreshed) and leaves others fresh; the default
- * store's accessor and `getMany` check tags too. A remote store writes and enqueues after a
- * read answered: `stored` waits for a read's value to be stored, `queued` for a refresh to
- * be queued (nothing to wait for on an in-process store). Returns the job.
+ * Tags on the store in context (DESIGN.md §8.3), for every store that keeps them:
+ * invalidating a tag makes its entries stale (served, refreshed) and leaves others fresh;
+ * the default store's accessor and `getMany` check tags too. A remote store writes and
+ * enqueues after a read answered: `stored` waits for a read's value to be stored, `queued`
+ * for a refresh to be queued (nothing to wait for on an in-process store). Returns the job.
  */
 export const tagScenario = <R1, R2>(
   name: string,
@@ -123,7 +123,7 @@ const gatedTagged = (name: string, started: Deferred.Deferred<void>, gate: Defer
 
 /**
  * A fetch that began before an invalidation of its tag stores an entry that is stale at
- * once (SPEC §10), on the store in context; `stored` waits for the read's value to be stored.
+ * once, on the store in context; `stored` waits for the read's value to be stored.
  */
 export const tagRaceScenario = <R>(
   name: string,
