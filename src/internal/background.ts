@@ -14,21 +14,12 @@ import type * as Entry from "../Entry.js"
 import type { FetchTimeout } from "../Errors.js"
 import { RefreshQueue, type Task } from "../RefreshQueue.js"
 import { degrade } from "./faults.js"
-import { fetchShared, refreshAttempt, Target, write } from "./fetch.js"
-import type { Definition } from "./job.js"
+import { fetchShared, refreshAttempt, type Target, write } from "./fetch.js"
 import * as Metrics from "./metrics.js"
 
 /** A target with the services of the caller that asked: a refresh it enqueues runs with them. */
-export class Asked<I, A, E, R> extends Target<I, A, E, R> {
-  constructor(
-    job: Definition<I, A, E, R>,
-    input: I,
-    key: string,
-    store: Target<I, A, E, R>["store"],
-    readonly context: Context.Context<R | RefreshQueue>
-  ) {
-    super(job, input, key, store)
-  }
+export interface Asked<I, A, E, R> extends Target<I, A, E, R> {
+  readonly context: Context.Context<R | RefreshQueue>
 }
 
 /**

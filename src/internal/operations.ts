@@ -8,13 +8,13 @@ import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as CacheStore from "../CacheStore.js"
 import * as Entry from "../Entry.js"
-import { type CodecError, type FetchTimeout, KeyError, type StoreError } from "../Errors.js"
+import type { CodecError, FetchTimeout, KeyError, StoreError } from "../Errors.js"
 import type { RefreshQueue } from "../RefreshQueue.js"
 import { enqueueElseRefresh } from "./background.js"
 import { fetchAndStore, recorded, refreshAttempt, Target, write } from "./fetch.js"
 import type { Stored } from "./job.js"
 import * as Metrics from "./metrics.js"
-import { current, type Read, resolve, traced } from "./read.js"
+import { current, type Read, resolve, traced, unkeyed } from "./read.js"
 
 /** Runs `body` on the resolved read of `input`, in a `cacheback.<operation>` span when spans are on. */
 const operate = <I, A, E, R, S, X, E2, R2>(
@@ -25,7 +25,7 @@ const operate = <I, A, E, R, S, X, E2, R2>(
 ): Effect.Effect<X, E2 | KeyError, S | R2> =>
   Effect.withFiberRuntime((fiber) => {
     const read = resolve(job, input, fiber, "value")
-    return read instanceof KeyError ? Effect.fail(read) : traced(read, operation, body(read))
+    return unkeyed(read) ? Effect.fail(read) : traced(read, operation, body(read))
   })
 
 export const refresh = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<A, E | FetchTimeout | KeyError, R | S> =>

@@ -27,7 +27,7 @@ import { type FetchTimeout, KeyError } from "../Errors.js"
 import type * as Job from "../Job.js"
 import * as Policy from "../Policy.js"
 import type { RefreshQueue } from "../RefreshQueue.js"
-import { Asked, refreshEarly, writeBackThenRefresh } from "./background.js"
+import { type Asked, refreshEarly, writeBackThenRefresh } from "./background.js"
 import { degrade } from "./faults.js"
 import { fetchShared } from "./fetch.js"
 import { currentSpans, type Definition, type Stored } from "./job.js"
@@ -37,21 +37,19 @@ import * as Metrics from "./metrics.js"
  * One read: its key, store and the caller's services (a refresh it enqueues runs with
  * them), the clock it reads time from, and what it answers.
  */
-export class Read<I, A, E, R> extends Asked<I, A, E, R> {
+export class Read<I, A, E, R> implements Asked<I, A, E, R> {
   constructor(
-    job: Definition<I, A, E, R>,
-    input: I,
-    key: string,
-    store: Asked<I, A, E, R>["store"],
-    context: Context.Context<R | RefreshQueue>,
+    readonly job: Definition<I, A, E, R>,
+    readonly input: I,
+    readonly key: string,
+    readonly store: Asked<I, A, E, R>["store"],
+    readonly context: Context.Context<R | RefreshQueue>,
     readonly clock: Clock.Clock,
     /** `lookup`'s answer (how the value was found) rather than `get`'s. */
     readonly lookup: boolean,
     /** In a span of the operation, which records the status found. */
     readonly traced: boolean
-  ) {
-    super(job, input, key, store, context)
-  }
+  ) {}
 }
 
 /** What a read found: `lookup`'s answer (a `Job.Lookup`), and what `get`'s is made from. */
@@ -72,7 +70,7 @@ export class Found<V, E> {
 export const get = <I, A, E, R, S>(job: Stored<I, A, E, R, S>, input: I): Effect.Effect<unknown, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
   Effect.withFiberRuntime((fiber) => {
     const read = resolve(job, input, fiber, "value")
-    return read instanceof KeyError ? Effect.fail(read) : traced(read, "get", run(read))
+    return unkeyed(read) ? Effect.fail(read) : traced(read, "get", run(read))
   })
 
 /** `Job.lookup`. */
@@ -82,7 +80,7 @@ export const lookup = <I, A, E, R, S>(
 ): Effect.Effect<Job.Lookup<unknown, unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
   Effect.withFiberRuntime((fiber) => {
     const read = resolve(job, input, fiber, "lookup")
-    return read instanceof KeyError ? Effect.fail(read) : traced(read, "get", run(read) as Effect.Effect<Found<unknown, unknown>, E | FetchTimeout, R>)
+    return unkeyed(read) ? Effect.fail(read) : traced(read, "get", run(read) as Effect.Effect<Found<unknown, unknown>, E | FetchTimeout, R>)
   })
 
 /**
@@ -98,7 +96,7 @@ export const getMany = <I, A, E, R, S>(
     const reads: Array<Read<I, A, E, R>> = []
     for (const input of inputs) {
       const read = resolve(job, input, fiber, "batched")
-      if (read instanceof KeyError) return Effect.fail(read)
+      if (unkeyed(read)) return Effect.fail(read)
       reads.push(read)
     }
     const batch = runMany(job, reads)
@@ -168,34 +166,65 @@ export const traced = <X, E, R>(
 // Steps 2 to 5, one read and a batch
 // -----------------------------------------------------------------------------
 
-/** Looks up, decides, acts and answers. */
-const run = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<unknown, E | FetchTimeout, R> => {
-  const now = read.clock.unsafeCurrentTimeMillis()
-  const entry = lookUp(read, now)
-  return Option.isOption(entry)
-    ? decideThenAct(read, entry, now)
-    : Effect.flatMap(entry, (entry) => decideThenAct(read, entry, read.clock.unsafeCurrentTimeMillis()))
+/**
+ * A step's result that needs an effect (I/O, a random draw): the rare case, wrapped so that
+ * the common one, a plain value, is told apart by its `_tag` (`later`). `Effect.isEffect` and
+ * `Option.isOption` are property checks that every shape meets, and `instanceof` a class
+ * whose `name` was redefined (as esbuild's `keepNames` does, under tsx and vitest) costs ~20 ns:
+ * each several times the check of a tag (BENCHMARKS.md).
+ */
+export class Later<X, E = never, R = never> {
+  readonly _tag = "Later"
+  constructor(readonly effect: Effect.Effect<X, E, R>) {}
 }
 
-const decideThenAct = <I, A, E, R>(
+/** Whether a step's result needs its effect. */
+const later = <X, E, R>(step: X | Later<X, E, R>): step is Later<X, E, R> => (step as { readonly _tag?: unknown })._tag === "Later"
+
+/** Whether `resolve` answered why the input has no key (a `Read` has no `_tag`). */
+export const unkeyed = <I, A, E, R>(read: Read<I, A, E, R> | KeyError): read is KeyError => (read as { readonly _tag?: unknown })._tag === "KeyError"
+
+/** `step`'s value, at once or through its effect. */
+const atOnce = <X, E, R>(step: X | Later<X, E, R>): Effect.Effect<X, E, R> => later(step) ? step.effect : Effect.succeed(step)
+
+/**
+ * Looks up, decides, acts and answers. The continuations of a step that needs an effect are
+ * functions of their own (`afterLookUp`, …): a closure in these functions would make V8
+ * allocate a context for their variables on every call, hits included (BENCHMARKS.md).
+ */
+const run = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<unknown, E | FetchTimeout, R> => {
+  const at = read.clock.unsafeCurrentTimeMillis()
+  const entry = lookUp(read, at)
+  return later(entry) ? afterLookUp(read, entry) : fromEntry(read, entry, at)
+}
+
+/** Steps 3 to 5, on the entry looked up. */
+const fromEntry = <I, A, E, R>(
   read: Read<I, A, E, R>,
   entry: Option.Option<Entry.Entry<A>>,
-  now: number
+  at: number
 ): Effect.Effect<unknown, E | FetchTimeout, R> => {
-  const decision = decide(read, entry, now)
-  return Effect.isEffect(decision)
-    ? Effect.flatMap(decision, (decision) => actThenAnswer(read, decision, entry))
-    : actThenAnswer(read, decision, entry)
+  const decision = decide(read, entry, at)
+  if (later(decision)) return afterDecision(read, decision, entry)
+  const found = act(read, decision, entry)
+  return later(found) ? afterAct(read, found) : answered(read, found)
 }
 
-const actThenAnswer = <I, A, E, R>(
+const afterLookUp = <I, A, E, R>(read: Read<I, A, E, R>, entry: Later<Option.Option<Entry.Entry<A>>>) =>
+  Effect.flatMap(entry.effect, (entry) => fromEntry(read, entry, read.clock.unsafeCurrentTimeMillis()))
+
+const afterDecision = <I, A, E, R>(
   read: Read<I, A, E, R>,
-  decision: Policy.Decision<A>,
+  decision: Later<Policy.Decision<A>>,
   entry: Option.Option<Entry.Entry<A>>
-): Effect.Effect<unknown, E | FetchTimeout, R> => {
-  const found = act(read, decision, entry)
-  return found instanceof Found ? answered(read, found) : Effect.flatMap(found, (found) => answered(read, found))
-}
+): Effect.Effect<unknown, E | FetchTimeout, R> =>
+  Effect.flatMap(decision.effect, (decision) => {
+    const found = act(read, decision, entry)
+    return later(found) ? afterAct(read, found) : answered(read, found)
+  })
+
+const afterAct = <I, A, E, R>(read: Read<I, A, E, R>, found: Later<Found<unknown, unknown>, E | FetchTimeout, R>) =>
+  Effect.flatMap(found.effect, (found) => answered(read, found))
 
 /** The answer, the status recorded on the read's span when it has one. */
 const answered = <I, A, E, R>(read: Read<I, A, E, R>, found: Found<unknown, unknown>): Effect.Effect<unknown> =>
@@ -213,26 +242,23 @@ const runMany = <I, A, E, R, S>(
   const none = reads.map(() => Option.none<Entry.Entry<A>>())
   const keys = reads.map((read) => read.key)
   return Effect.flatMap(degrade(store.engine.throttle, job.name, store.getMany(keys, job.valueSchema), none), (entries) => {
-    const now = clock.unsafeCurrentTimeMillis()
+    const at = clock.unsafeCurrentTimeMillis()
     const values: Array<unknown> = new Array(reads.length)
     // What cannot be answered at once (a fetch, a background write, a tag check, a draw).
     const rest: Array<Effect.Effect<void, E | FetchTimeout, R>> = []
     for (let i = 0; i < reads.length; i++) {
       const read = reads[i]!
       const entry = entries[i]!
-      const decision = decide(read, entry, now)
-      const found = Effect.isEffect(decision)
-        ? Effect.flatMap(decision, (decision) => toEffect(act(read, decision, entry)))
+      const decision = decide(read, entry, at)
+      const found = later(decision)
+        ? new Later(Effect.flatMap(decision.effect, (decision) => atOnce(act(read, decision, entry))))
         : act(read, decision, entry)
-      if (found instanceof Found) values[i] = answer(read, found)
-      else rest.push(Effect.map(found, (found) => void (values[i] = answer(read, found))))
+      if (later(found)) rest.push(Effect.map(found.effect, (found) => void (values[i] = answer(read, found))))
+      else values[i] = answer(read, found)
     }
     return rest.length === 0 ? Effect.succeed(values) : Effect.as(Effect.all(rest, { concurrency: "unbounded", discard: true }), values)
   })
 }
-
-const toEffect = <V, E, R>(found: Found<V, unknown> | Effect.Effect<Found<V, unknown>, E, R>) =>
-  found instanceof Found ? Effect.succeed(found) : found
 
 // -----------------------------------------------------------------------------
 // 2. Look up
@@ -246,10 +272,10 @@ const toEffect = <V, E, R>(found: Found<V, unknown> | Effect.Effect<Found<V, unk
 export const lookUp = <I, A, E, R>(
   read: Read<I, A, E, R>,
   now: number
-): Option.Option<Entry.Entry<A>> | Effect.Effect<Option.Option<Entry.Entry<A>>> => {
+): Option.Option<Entry.Entry<A>> | Later<Option.Option<Entry.Entry<A>>> => {
   const { job, key, store } = read
   const known = store.unsafeGet?.<A>(key, now)
-  return known !== undefined ? known : degrade(store.engine.throttle, job.name, store.get(key, job.valueSchema), Option.none())
+  return known !== undefined ? known : new Later(degrade(store.engine.throttle, job.name, store.get(key, job.valueSchema), Option.none()))
 }
 
 // -----------------------------------------------------------------------------
@@ -266,31 +292,35 @@ export const decide = <I, A, E, R>(
   read: Read<I, A, E, R>,
   found: Option.Option<Entry.Entry<A>>,
   now: number
-): Policy.Decision<A> | Effect.Effect<Policy.Decision<A>> => {
+): Policy.Decision<A> | Later<Policy.Decision<A>> => {
   const entry = current(read.job, found)
   if (entry._tag === "None" || entry.value._tag === "Pending" || entry.value.tags === undefined) return decideNow(read, entry, now)
   const tagged = entry.value
   const recorded = tagged.tags!
   const known = read.store.tags?.unsafeTokens
   if (known !== undefined) return decideNow(read, holds(recorded, known(Object.keys(recorded))) ? entry : Option.some(expired(tagged, now)), now)
-  return Effect.flatMap(
-    tagsHold(read, recorded),
-    (hold) => toDecision(decideNow(read, hold ? entry : Option.some(expired(tagged, now)), now))
-  )
+  return new Later(decideTagged(read, entry as Option.Some<Entry.Value<A>>, now))
 }
 
+// The effectful cases are functions of their own, for the reason `run` gives.
+
+/** A tagged entry whose tokens are read from the store, then decided. */
+const decideTagged = <I, A, E, R>(read: Read<I, A, E, R>, entry: Option.Some<Entry.Value<A>>, now: number) =>
+  Effect.flatMap(
+    tagsHold(read, entry.value.tags!),
+    (hold) => atOnce(decideNow(read, hold ? entry : Option.some(expired(entry.value, now)), now))
+  )
+
 const decideNow = <I, A, E, R>(
-  { input, job }: Read<I, A, E, R>,
+  read: Read<I, A, E, R>,
   entry: Option.Option<Entry.Entry<A>>,
   now: number
-): Policy.Decision<A> | Effect.Effect<Policy.Decision<A>> =>
-  job.earlyRefresh === undefined
-    ? Policy.decide(entry, now, job, input)
-    // `Random.next` is in [0, 1); XFetch takes a draw in (0, 1].
-    : Effect.map(Random.next, (draw) => Policy.decide(entry, now, job, input, 1 - draw))
+): Policy.Decision<A> | Later<Policy.Decision<A>> =>
+  read.job.earlyRefresh === undefined ? Policy.decide(entry, now, read.job, read.input) : new Later(decideWithDraw(read, entry, now))
 
-const toDecision = <A>(decision: Policy.Decision<A> | Effect.Effect<Policy.Decision<A>>) =>
-  Effect.isEffect(decision) ? decision : Effect.succeed(decision)
+/** `Random.next` is in [0, 1); XFetch takes a draw in (0, 1]. */
+const decideWithDraw = <I, A, E, R>(read: Read<I, A, E, R>, entry: Option.Option<Entry.Entry<A>>, now: number) =>
+  Effect.map(Random.next, (draw) => Policy.decide(entry, now, read.job, read.input, 1 - draw))
 
 /**
  * The entry if the job wrote it: one of another fingerprint (another version of the job,
@@ -349,37 +379,44 @@ export const act = <I, A, E, R>(
   read: Read<I, A, E, R>,
   decision: Policy.Decision<A>,
   entry: Option.Option<Entry.Entry<A>>
-): Found<unknown, unknown> | Effect.Effect<Found<unknown, unknown>, E | FetchTimeout, R> => {
+): Found<unknown, unknown> | Later<Found<unknown, unknown>, E | FetchTimeout, R> => {
   const counters = Metrics.forJob(read.job.name)
   switch (decision._tag) {
     case "Hit": {
       Metrics.bump(counters.hits)
       const found = new Found(decision.value, "hit", undefined)
       return decision.refreshEarly === true && entry._tag === "Some" && entry.value._tag === "Value"
-        ? Effect.as(refreshEarly(read, entry.value.fetchedAt), found)
+        ? new Later(Effect.as(refreshEarly(read, entry.value.fetchedAt), found))
         : found
     }
     case "Fetch": {
       Metrics.bump(decision.status === "miss" ? counters.misses : counters.staleHits)
-      const status = decision.status
-      const fetched = Effect.map(fetchShared(read), (value): Found<unknown, unknown> => new Found(value, status, true))
-      const fallback = decision.fallback
-      return fallback === undefined ? fetched : Effect.catchAll(fetched, (error) => staleIfError(read, fallback, error))
+      return new Later(fetchNow(read, decision))
     }
     case "ServeEmpty": {
       Metrics.bump(counters.misses)
       const found = new Found(read.job.empty(read.input), "miss", false)
-      return decision.marker === undefined ? found : Effect.as(writeBackThenRefresh(read, decision.marker), found)
+      return decision.marker === undefined ? found : new Later(Effect.as(writeBackThenRefresh(read, decision.marker), found))
     }
     case "ServeStale": {
       Metrics.bump(counters.staleHits)
-      return Effect.as(writeBackThenRefresh(read, decision.entry), new Found(decision.value, "stale", false))
+      return new Later(Effect.as(writeBackThenRefresh(read, decision.entry), new Found(decision.value, "stale", false)))
     }
     case "ServeGrace": {
       Metrics.bump(counters.staleHits)
       return new Found(decision.value, "stale", false)
     }
   }
+}
+
+/** A fetch while the caller waits, shared with the other readers of the key (`fetch.ts`). */
+const fetchNow = <I, A, E, R>(
+  read: Read<I, A, E, R>,
+  decision: Policy.Decision<A> & { readonly _tag: "Fetch" }
+): Effect.Effect<Found<unknown, unknown>, E | FetchTimeout, R> => {
+  const { fallback, status } = decision
+  const fetched = Effect.map(fetchShared(read), (value): Found<unknown, unknown> => new Found(value, status, true))
+  return fallback === undefined ? fetched : Effect.catchAll(fetched, (error) => staleIfError(read, fallback, error))
 }
 
 /**
