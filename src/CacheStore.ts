@@ -20,7 +20,7 @@ import * as Internal from "./internal/engine.js"
 import * as KeyValueBackend from "./internal/keyValueStore.js"
 import * as MemoryStore from "./internal/memoryStore.js"
 import { decodeErrorsFor } from "./internal/metrics.js"
-import { integer } from "./internal/options.js"
+import { integer, positiveMillis } from "./internal/options.js"
 
 /**
  * The shape of a cache backend: what a store of yours implements, and `make` turns into a
@@ -59,12 +59,12 @@ export interface Backend {
    */
   readonly unsafeGet?: <A>(key: string, now: number) => Option.Option<Entry.Entry<A>> | undefined
   /**
-   * A write that never replaces a newer entry (DESIGN.md §3.2): writes that land after the read that
-   * made them answered can land after a newer value was stored. `over` says what `entry` may
-   * replace. `"unchanged"`, for the write-back of a stale value and a pending marker: a value
-   * only the stored value with its `fetchedAt` (a write-back keeps it), a marker only where
-   * no value is stored. `"older"`, for a fetched value: anything but a value fetched later.
-   * Answers whether it wrote. Without it the engine uses `set`.
+   * A write that stores `entry` only while the key's token is still `expected`
+   * (DESIGN.md §3.2): the token of what is stored (`Entry.tokenOf`; `""` when nothing is, or
+   * an entry without one), checked and written in one step. A fetch stores over the token it
+   * read when it began, a write-back over the token of the value it read: neither lands over
+   * a write made since. Answers whether it wrote. A store without it has every write made
+   * with `set`, and loses that guarantee.
    *
    * @since 0.2.0
    */
@@ -73,8 +73,8 @@ export interface Backend {
     entry: Entry.Entry<A>,
     ttl: Duration.Duration,
     schema: SchemaOf<A> | undefined,
-    over: "unchanged" | "older"
-  ) => Effect.Effect<boolean, StoreError | CodecError>
+    expected: string
+) => Effect.Effect<boolean, StoreError | CodecError>
   /**
    * One fetch of a key across the processes that share the store (DESIGN.md §3.1): the engine asks
    * before a synchronous fetch of a job whose single flight is `"cluster"`. A store without
@@ -266,10 +266,24 @@ export const layerMemory = (options: MemoryOptions): Layer.Layer<CacheStore> => 
  * @category constructors
  */
 export const makeKeyValueStore = (
-  options?: EngineOptions
+  options?: KeyValueStoreOptions
 ): Effect.Effect<Service, never, KeyValueStore.KeyValueStore | Scope.Scope> => {
   const sizes = Internal.sizes("CacheStore.layerKeyValueStore", options)
-  return Effect.flatMap(KeyValueStore.KeyValueStore, (kv) => Internal.attach(KeyValueBackend.make(kv), sizes))
+  const timeout = positiveMillis("CacheStore.layerKeyValueStore timeout", options?.timeout ?? "1 second")
+  return Effect.flatMap(KeyValueStore.KeyValueStore, (kv) => Internal.attach(KeyValueBackend.make(kv, timeout), sizes))
+}
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface KeyValueStoreOptions extends EngineOptions {
+  /**
+   * A call to the `KeyValueStore` that takes longer fails with a `StoreError` (a read
+   * becomes a miss, a write is logged), as a Redis command past its `commandTimeout` does.
+   * Default 1 second.
+   */
+  readonly timeout?: Duration.DurationInput
 }
 
 /**
@@ -278,7 +292,7 @@ export const makeKeyValueStore = (
  * @since 0.1.0
  * @category layers
  */
-export const layerKeyValueStore = (options?: EngineOptions): Layer.Layer<CacheStore, never, KeyValueStore.KeyValueStore> =>
+export const layerKeyValueStore = (options?: KeyValueStoreOptions): Layer.Layer<CacheStore, never, KeyValueStore.KeyValueStore> =>
   Layer.scoped(CacheStore, makeKeyValueStore(options))
 
 /**

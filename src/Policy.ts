@@ -141,7 +141,7 @@ const defaultRefreshTimeout = Duration.seconds(60)
 /**
  * Decides what `get` does with `entry` at `now` (epoch milliseconds of `Clock`).
  *
- * 1. No entry: fetch if `syncOnMiss(input)`, otherwise serve empty and store a pending
+ * 1. No entry (or a tombstone): fetch if `syncOnMiss(input)`, otherwise serve empty and store a pending
  *    marker expiring at `now + refreshTimeout` with one refresh enqueued.
  * 2. A pending marker: as a miss, but nothing is enqueued before the marker expires.
  * 3. A stale value whose synchronous fetch failed less than a refresh timeout ago, while
@@ -166,7 +166,8 @@ export const decide = <I, A>(
   input: I,
   draw?: number
 ): Decision<A> => {
-  if (entry._tag === "None") {
+  // A tombstone (what a delete leaves) holds no value: a miss.
+  if (entry._tag === "None" || entry.value._tag === "Tombstone") {
     return rules.syncOnMiss(input) ? fetchMiss : serveEmpty(now, rules, input)
   }
   const found = entry.value

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Fiber, Layer, Metric, Option, Ref, TestClock } from "effect"
 import { CacheStore, Entry, Job, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
-import { captureLogs, count, counting, faultyStore, refusingQueue } from "./support/kit.js"
+import { captureLogs, count, counting, faultyStore, refusingQueue, written } from "./support/kit.js"
 
 // Every test names its job after itself: the counters are per job name and global.
 const withFaultyStore = <A, E, R>(
@@ -99,7 +99,7 @@ describe("faults degrade, never break reads", () => {
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "stale", syncFetch: false })
       yield* settle(stored(job, "alan", "alan#2"))
       expect(f.calls()).toBe(2)
-      expect(yield* Effect.map(Job.rawGet(job, "alan"), Option.getOrNull)).toEqual(Entry.value("alan#2", 600_001, 1_200_001))
+      expect(yield* Effect.map(Job.rawGet(job, "alan"), Option.getOrNull)).toEqual(written(Entry.value("alan#2", 600_001, 1_200_001)))
       expect(yield* count(Job.metrics(job).enqueueErrors)).toBe(1)
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory({ capacity: 10 }), refusingQueue))))
 
@@ -225,7 +225,7 @@ describe("faults degrade, never break reads", () => {
       yield* TestClock.setTime(600_001)
       yield* Job.get(job, "alan")
       yield* TestRefreshQueue.drain
-      expect(yield* Effect.map(Job.rawGet(job, "alan"), Option.getOrNull)).toEqual(Entry.value("old", 0, 660_001))
+      expect(yield* Effect.map(Job.rawGet(job, "alan"), Option.getOrNull)).toEqual(written(Entry.value("old", 0, 660_001)))
       expect(yield* count(Job.metrics(job).refreshFailures)).toBe(1)
       expect(yield* count(Job.metrics(job).refreshed)).toBe(0)
       expect(logs.lines.some((line) => line.includes("the refresh of") && line.includes("failed"))).toBe(true)

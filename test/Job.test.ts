@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Context, Deferred, Duration, Effect, Either, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { CacheStore, Entry, FetchTimeout, Job, KeyError, RefreshQueue, TestRefreshQueue } from "effect-cacheback"
-import { count, counting, testLayer } from "./support/kit.js"
+import { count, counting, testLayer, written } from "./support/kit.js"
 
 const raw = <A>(job: Job.Job<string, A, any, any, any, any, any>, input: string) =>
   Effect.map(Job.rawGet(job, input), Option.getOrNull)
@@ -149,7 +149,7 @@ describe("the cacheback lifecycle under TestClock", () => {
       const job = Job.make({ name: "lifecycle", fetch: f.fetch })
       yield* TestClock.setTime(1_000)
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "miss", syncFetch: true })
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 1_000, 601_000))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("alan#1", 1_000, 601_000)))
       expect(yield* pendingKeys).toEqual([])
     }).pipe(Effect.provide(testLayer)))
 
@@ -210,7 +210,7 @@ describe("the cacheback lifecycle under TestClock", () => {
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(840_000)
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "stale", syncFetch: false })
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 900_000))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("alan#1", 0, 900_000)))
       expect(yield* pendingKeys).toEqual(["alan"])
       expect(f.calls()).toBe(1)
       yield* TestRefreshQueue.drain
@@ -224,7 +224,7 @@ describe("the cacheback lifecycle under TestClock", () => {
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(960_000)
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#2", status: "stale", syncFetch: true })
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#2", 960_000, 1_560_000))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("alan#2", 960_000, 1_560_000)))
       expect(yield* pendingKeys).toEqual([])
     }).pipe(Effect.provide(testLayer)))
 
@@ -255,7 +255,7 @@ describe("the cacheback lifecycle under TestClock", () => {
       expect(yield* pendingKeys).toEqual(["alan"])
       yield* TestClock.adjust("61 seconds")
       expect((yield* Job.lookup(job, "alan")).status).toBe("stale")
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 721_001))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("alan#1", 0, 721_001)))
       // Asked twice; the test queue collapsed the second into the waiting first.
       expect(yield* count(Job.metrics(job).enqueued)).toBe(1)
       expect(yield* count(Job.metrics(job).deduplicated)).toBe(1)
@@ -278,7 +278,7 @@ describe("the cacheback lifecycle under TestClock", () => {
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(5_000)
       yield* Job.invalidate(job, "alan")
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 35_000))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("alan#1", 0, 35_000)))
       expect(yield* pendingKeys).toEqual(["alan"])
       expect(yield* count(Job.metrics(job).enqueued)).toBe(1)
       yield* Job.invalidate(job, "alan")
@@ -309,18 +309,27 @@ describe("the cacheback lifecycle under TestClock", () => {
       expect(yield* pendingKeys).toEqual(["alan"])
     }).pipe(Effect.provide(TestRefreshQueue.layer)))
 
-  it.scoped("a refresh never replaces a value fetched later (another process's, stored first)", () =>
+  it.scoped("a refresh never stores over a value written after its fetch began (another process's)", () =>
     Effect.gen(function*() {
       const f = counting()
-      const job = Job.make({ name: "refreshRace", fetch: f.fetch })
+      const gate = yield* Deferred.make<void>()
+      let gated = false
+      const job = Job.make({
+        name: "refreshRace",
+        fetch: (input: string) => gated ? Effect.zipRight(Deferred.await(gate), f.fetch(input)) : f.fetch(input)
+      })
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(600_001)
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "alan#1", status: "stale", syncFetch: false })
-      // Fetched by a process that finished after this one's refresh will, and stored first.
-      const later = Entry.value("alan#later", 600_500, 1_200_500, job.fingerprint)
+      gated = true
+      const refresh = yield* Effect.fork(TestRefreshQueue.drain)
+      yield* Effect.yieldNow()
+      // Written by another process while the refresh fetches, with a token of its own.
+      const later = Entry.value("alan#later", 600_500, 1_200_500, job.fingerprint, "another")
       const store = yield* CacheStore.CacheStore
       yield* store.set(Either.getOrThrow(job.key("alan")), later, Duration.days(1), undefined)
-      yield* TestRefreshQueue.drain
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(refresh)
       expect(f.calls()).toBe(2)
       expect(yield* raw(job, "alan")).toEqual(later)
       expect(yield* count(Job.metrics(job).refreshFailures)).toBe(0)
@@ -342,7 +351,7 @@ describe("the cacheback lifecycle under TestClock", () => {
       const job = Job.make({ name: "lifecycle", fetch: f.fetch }).pipe(Job.withLifetime("2 minutes"))
       yield* TestClock.setTime(7_000)
       yield* Job.set(job, "alan", "given")
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("given", 7_000, 127_000))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("given", 7_000, 127_000)))
       expect(yield* Job.lookup(job, "alan")).toEqual({ value: "given", status: "hit", syncFetch: undefined })
       expect(f.calls()).toBe(0)
     }).pipe(Effect.provide(testLayer)))
@@ -353,7 +362,7 @@ describe("the cacheback lifecycle under TestClock", () => {
       const job = Job.make({ name: "lifecycle", fetch: f.fetch })
       yield* Job.get(job, "alan")
       yield* TestClock.setTime(3_600_000)
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 600_000))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("alan#1", 0, 600_000)))
       expect(yield* pendingKeys).toEqual([])
       expect(f.calls()).toBe(1)
     }).pipe(Effect.provide(testLayer)))
@@ -536,7 +545,7 @@ describe("the operations", () => {
       expect(f.calls()).toBe(0)
       expect(yield* pendingKeys).toEqual(["alan"])
       yield* TestRefreshQueue.drain
-      expect(yield* raw(job, "alan")).toEqual(Entry.value("alan#1", 0, 600_000))
+      expect(yield* raw(job, "alan")).toEqual(written(Entry.value("alan#1", 0, 600_000)))
     }).pipe(Effect.provide(testLayer)))
 
   it.scoped("a void job is read without an input and keyed by its name", () =>

@@ -37,6 +37,12 @@ const FAILED = { value: "(failed)", status: "failed" }
 class Down {}
 
 /** The reference: DESIGN.md §1 read literally, over a map of entries with backend deadlines. */
+const withoutToken = <E extends { readonly token?: string }>(entry: E | undefined) => {
+  if (entry === undefined) return undefined
+  const { token: _, ...rest } = entry
+  return rest
+}
+
 class Reference {
   now = 0
   fetches = 0
@@ -97,7 +103,8 @@ class Reference {
   }
   read_(key: string): { value: string; status: string } {
     const { refreshTimeout, staleIfError, syncAfter, syncOnMiss } = this.config
-    let entry = this.read(key)
+    const found = this.read(key)
+    let entry = found?._tag === "Tombstone" ? undefined : found
     if (entry === undefined || entry._tag === "Pending") {
       if (syncOnMiss) return { value: this.fetchAndStore(key), status: "miss" }
       if (entry !== undefined && this.now <= entry.expiresAt) return { value: EMPTY, status: "miss" }
@@ -271,7 +278,8 @@ describe("Job against a reference model of its decisions and policies", () => {
           }
           expect(fetches, where).toBe(model.fetches)
           for (const k of ["a", "b"]) {
-            expect(Option.getOrUndefined(yield* Job.rawGet(job, k)), `${where}, entry of ${k}`).toEqual(model.read(k))
+            // The model has no tokens: they are checked by the tests of writes.
+            expect(withoutToken(Option.getOrUndefined(yield* Job.rawGet(job, k))), `${where}, entry of ${k}`).toEqual(model.read(k))
           }
         }
       }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), TestRefreshQueue.layer))),

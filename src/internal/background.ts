@@ -14,7 +14,7 @@ import type * as Entry from "../Entry.js"
 import type { FetchTimeout } from "../Errors.js"
 import { RefreshQueue, type Task } from "../RefreshQueue.js"
 import { degrade } from "./faults.js"
-import { fetchShared, refreshAttempt, type Target, write } from "./fetch.js"
+import { fetchShared, refreshAttempt, type Target, tokenNow, write } from "./fetch.js"
 import * as Metrics from "./metrics.js"
 
 /** A target with the services of the caller that asked: a refresh it enqueues runs with them. */
@@ -24,15 +24,19 @@ export interface Asked<I, A, E, R> extends Target<I, A, E, R> {
 
 /**
  * Writes `entry` back (a stale value for a refresh timeout, or a pending marker), then
- * enqueues a refresh, all in the background; a write-back never replaces a value stored
- * since the read.
+ * enqueues a refresh, all in the background. The write-back keeps the token `token` of what
+ * the read found, and lands only while that is still there: never over a write made since.
  */
-export const writeBackThenRefresh = <I, A, E, R>(asked: Asked<I, A, E, R>, entry: Entry.Entry<A>): Effect.Effect<void> => {
+export const writeBackThenRefresh = <I, A, E, R>(
+  asked: Asked<I, A, E, R>,
+  entry: Entry.Value<A> | Entry.Pending,
+  token: string
+): Effect.Effect<void> => {
   const { engine } = asked.store
   return engine.fork(
     asked.job.name,
     asked.key,
-    Effect.zipRight(degrade(engine.throttle, asked.job.name, write(asked, entry, "unchanged"), false), enqueueElseRefreshLater(asked))
+    Effect.zipRight(degrade(engine.throttle, asked.job.name, write(asked, entry, token), false), enqueueElseRefreshLater(asked, token))
   )
 }
 
@@ -41,34 +45,45 @@ export const writeBackThenRefresh = <I, A, E, R>(asked: Asked<I, A, E, R>, entry
  * this runtime (after that a refresh of it is waiting or running), then collapsed by the
  * queue across processes.
  */
-export const refreshEarly = <I, A, E, R>(asked: Asked<I, A, E, R>, fetchedAt: number): Effect.Effect<void> =>
+export const refreshEarly = <I, A, E, R>(asked: Asked<I, A, E, R>, entry: Entry.Value<A>): Effect.Effect<void> =>
   Effect.suspend(() => {
     const { engine } = asked.store
-    if (!engine.askEarly(asked.key, fetchedAt)) return Effect.void
+    if (!engine.askEarly(asked.key, entry.fetchedAt)) return Effect.void
     Metrics.bump(Metrics.forJob(asked.job.name).earlyRefreshes)
-    return engine.fork(asked.job.name, asked.key, enqueueElseRefreshLater(asked))
+    return engine.fork(asked.job.name, asked.key, enqueueElseRefreshLater(asked, entry.token ?? ""))
   })
 
 /**
- * Enqueues a refresh of the key; when the queue refuses it, refreshes now (sharing a fetch
- * of the key in flight): `Job.asyncRefresh` and `Job.invalidate` (cacheback). Answers the
- * fetched value in that case, `None` when queued; fails with the fetch's error.
+ * Enqueues a refresh of the key; when the queue refuses it, refreshes now over the key's
+ * token `token` (sharing a fetch of the key in flight that read it): `Job.asyncRefresh` and
+ * `Job.invalidate` (cacheback). Answers the fetched value in that case, `None` when queued;
+ * fails with the fetch's error.
  */
-export const enqueueElseRefresh = <I, A, E, R>(asked: Asked<I, A, E, R>): Effect.Effect<Option.Option<A>, E | FetchTimeout, R> =>
+export const enqueueElseRefresh = <I, A, E, R>(
+  asked: Asked<I, A, E, R>,
+  token: string | undefined
+): Effect.Effect<Option.Option<A>, E | FetchTimeout, R> =>
   Effect.flatMap(
     enqueue(asked, "refreshing synchronously"),
-    (queued) => queued === "queued" ? Effect.succeedNone : Effect.asSome(fetchShared(asked))
+    (queued) => queued === "queued" ? Effect.succeedNone : Effect.asSome(refreshNow(asked, token))
   )
+
+/** A shared fetch over `token`, or, when it is not known, over the token the store holds now (`""` if it cannot tell). */
+const refreshNow = <I, A, E, R>(asked: Asked<I, A, E, R>, token: string | undefined): Effect.Effect<A, E | FetchTimeout, R> =>
+  token !== undefined
+    ? fetchShared(asked, token)
+    : Effect.flatMap(degrade(asked.store.engine.throttle, asked.job.name, tokenNow(asked), ""), (now) => fetchShared(asked, now))
 
 /**
  * Enqueues a refresh of the key; when the queue refuses it, runs the refresh in the
- * background of the store's engine instead (logged when it fails: nobody waits for it).
+ * background of the store's engine instead, over the key's token `token` (logged when it
+ * fails: nobody waits for it).
  */
-const enqueueElseRefreshLater = <I, A, E, R>(asked: Asked<I, A, E, R>): Effect.Effect<void> =>
+const enqueueElseRefreshLater = <I, A, E, R>(asked: Asked<I, A, E, R>, token: string): Effect.Effect<void> =>
   Effect.flatMap(enqueue(asked, "refreshing in the background"), (queued) =>
     queued === "queued" ? Effect.void : Effect.asVoid(asked.store.engine.start(
       Effect.catchAllCause(
-        Effect.provide(fetchShared(asked), asked.context),
+        Effect.provide(fetchShared(asked, token), asked.context),
         (cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning(
             `cacheback: job "${asked.job.name}": the background refresh of "${asked.key}" failed; the entry stays as it was`,

@@ -80,7 +80,7 @@ const withValue = (json: unknown): unknown => {
 
 const plain: EntryCodec<unknown> = {
   encode: (entry) => {
-    if (entry._tag === "Pending") return Either.right(entry)
+    if (entry._tag !== "Value") return Either.right(entry)
     const unsafe = entry.value === undefined ? undefined : notJson(entry.value, "$")
     return unsafe === undefined
       ? Either.right(entry)
@@ -98,6 +98,7 @@ export const decodeShape = (json: unknown): Either.Either<Entry.Entry<unknown>, 
   const entry = json as Record<string, unknown> | null
   if (typeof entry === "object" && entry !== null && typeof entry.expiresAt === "number") {
     if (entry._tag === "Pending") return Either.right(entry as unknown as Entry.Pending)
+    if (entry._tag === "Tombstone" && typeof entry.token === "string") return Either.right(entry as unknown as Entry.Tombstone)
     if (entry._tag === "Value" && typeof entry.fetchedAt === "number") {
       if (!("value" in entry)) entry.value = undefined
       return Either.right(entry as unknown as Entry.Value<unknown>)

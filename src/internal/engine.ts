@@ -13,10 +13,12 @@
  * - the throttle of fault warnings.
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import type { Backend, Service } from "../CacheStore.js"
 import { Throttle } from "./faults.js"
@@ -45,6 +47,13 @@ export interface EngineOptions {
    * shutdown. Default 1 second.
    */
   readonly closeTimeout?: Duration.DurationInput
+  /**
+   * The deadline of one unit of background work: past it, the unit is interrupted, its slot
+   * freed, logged and counted in `cacheback_background_timeouts` (a store or queue that
+   * hangs cannot hold the budget). Also how long a tombstone outlives its job's fetch
+   * deadline. Default 10 seconds.
+   */
+  readonly backgroundTimeout?: Duration.DurationInput
 }
 
 /** The sizes of an engine, checked: a bad one throws at once, naming where it was given. */
@@ -52,13 +61,23 @@ export interface Sizes {
   readonly maxBackground: number
   readonly maxEarlyRequests: number
   readonly closeTimeout: number
+  readonly backgroundTimeout: number
 }
 
 export const sizes = (where: string, options: EngineOptions | undefined): Sizes => ({
   maxBackground: integer(where, "maxBackground", options?.maxBackground ?? 1_000, 1),
   maxEarlyRequests: integer(where, "maxEarlyRequests", options?.maxEarlyRequests ?? 10_000, 1),
-  closeTimeout: positiveMillis(`${where} closeTimeout`, options?.closeTimeout ?? "1 second")
+  closeTimeout: positiveMillis(`${where} closeTimeout`, options?.closeTimeout ?? "1 second"),
+  backgroundTimeout: positiveMillis(`${where} backgroundTimeout`, options?.backgroundTimeout ?? "10 seconds")
 })
+
+/** A unit of background work under the watchdog. */
+interface Unit {
+  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  readonly job: string
+  readonly key: string
+  readonly deadline: number
+}
 
 export class Engine {
   readonly flights: Flights
@@ -67,6 +86,8 @@ export class Engine {
   private readonly busy = new Set<string>()
   private readonly early = new Map<string, number>()
   private readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  private readonly watched = new Set<Unit>()
+  private watching = false
 
   constructor(private readonly work: Scope.Scope, readonly sizes: Sizes) {
     this.flights = new Flights((effect) => this.start(effect))
@@ -103,25 +124,89 @@ export class Engine {
    */
   fork(job: string, key: string, work: Effect.Effect<void>): Effect.Effect<void> {
     return Effect.zipRight(
-      Effect.uninterruptible(Effect.suspend(() => {
+      Effect.uninterruptible(Effect.clockWith((clock) => {
         if (this.busy.has(key) || !this.admit(job)) return Effect.void
         this.busy.add(key)
-        return Effect.map(this.start(work), (fiber) => {
+        return Effect.flatMap(this.start(work), (fiber) => {
+          const unit = this.watch(fiber, job, key, clock)
           // An observer rather than `ensuring`: a fiber started in a closed scope (a disposed
           // runtime) is interrupted before it runs anything, and its slot must still be freed.
           fiber.addObserver(() => {
+            this.watched.delete(unit)
             this.busy.delete(key)
             this.running--
           })
+          return this.watchdogNeeded()
         })
       })),
       Effect.yieldNow()
     )
   }
 
-  /** `work` counted in the budget while it runs, or skipped (counted) when the budget is spent. */
+  /**
+   * `work` counted in the budget while it runs in the current fiber (the store of a shared
+   * fetch, in its flight's fiber), watched for its deadline; or skipped (counted) when the
+   * budget is spent.
+   */
   counted(job: string, work: Effect.Effect<void>): Effect.Effect<void> {
-    return Effect.suspend(() => this.admit(job) ? Effect.ensuring(work, Effect.sync(() => this.running--)) : Effect.void)
+    return Effect.withFiberRuntime((fiber) => {
+      if (!this.admit(job)) return Effect.void
+      const unit = this.watch(fiber, job, "", Context.get(fiber.currentDefaultServices, Clock.Clock))
+      return Effect.ensuring(Effect.zipRight(this.watchdogNeeded(), work), Effect.sync(() => {
+        this.watched.delete(unit)
+        this.running--
+      }))
+    })
+  }
+
+  /**
+   * Puts a unit of background work under the watchdog: one fiber per engine, sleeping until
+   * the earliest deadline of the units running (none while none runs), that interrupts each
+   * unit past its deadline, frees its slot, counts and logs it (throttled). One timer for
+   * all the units rather than a race per unit: a unit runs in its own fiber, and a store
+   * that answers at once has done its part before the read answers.
+   */
+  private watch(fiber: Fiber.RuntimeFiber<unknown, unknown>, job: string, key: string, clock: Clock.Clock): Unit {
+    const unit: Unit = { fiber, job, key, deadline: clock.unsafeCurrentTimeMillis() + this.sizes.backgroundTimeout }
+    this.watched.add(unit)
+    return unit
+  }
+
+  /** Starts the watchdog, from the fiber that asks (its clock and logger), unless it runs. */
+  private watchdogNeeded(): Effect.Effect<void> {
+    if (this.watching) return Effect.void
+    this.watching = true
+    return Effect.asVoid(Effect.forkIn(Effect.interruptible(this.watchdog), this.work))
+  }
+
+  private readonly watchdog: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.watched.size === 0) {
+      this.watching = false
+      return Effect.void
+    }
+    return Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      let earliest = Infinity
+      const late: Array<Unit> = []
+      for (const unit of this.watched) {
+        if (unit.deadline <= now) late.push(unit)
+        else if (unit.deadline < earliest) earliest = unit.deadline
+      }
+      if (late.length === 0) return Effect.zipRight(Effect.sleep(Duration.millis(earliest - now)), this.watchdog)
+      return Effect.zipRight(Effect.forEach(late, (unit) => this.timedOut(unit), { discard: true }), this.watchdog)
+    })
+  })
+
+  private timedOut(unit: Unit): Effect.Effect<void> {
+    this.watched.delete(unit)
+    unit.fiber.unsafeInterruptAsFork(FiberId.none)
+    Metrics.bump(Metrics.forJob(unit.job).backgroundTimeouts)
+    return this.throttle.fault(
+      "background",
+      unit.job,
+      `background work${unit.key === "" ? "" : ` for "${unit.key}"`} (a write or an enqueue after a read) did not finish within ` +
+        `backgroundTimeout (${this.sizes.backgroundTimeout} ms) and was interrupted; is the store or the queue hung?`
+    )
   }
 
   /**

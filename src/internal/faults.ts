@@ -39,7 +39,7 @@ export class Throttle {
    * During an outage every read meets the fault: one warning per job and kind of fault
    * (`store`, `enqueue`) every 10 seconds says so; the counters count them all.
    */
-  fault(kind: "store" | "enqueue", job: string, message: string): Effect.Effect<void> {
+  fault(kind: "store" | "enqueue" | "background", job: string, message: string): Effect.Effect<void> {
     return this.warn(`${kind}:${job}`, `cacheback: job "${job}": ${message}`, `${kind} faults`)
   }
 }

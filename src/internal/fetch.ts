@@ -10,6 +10,7 @@ import type { Claim, Service as StoreService, Tags } from "../CacheStore.js"
 import * as Entry from "../Entry.js"
 import { type CodecError, FetchTimeout, type StoreError } from "../Errors.js"
 import { degrade } from "./faults.js"
+import * as Token from "./token.js"
 import type { Definition } from "./job.js"
 import * as Metrics from "./metrics.js"
 
@@ -37,73 +38,100 @@ export const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Dura
 
 /**
  * A fetch while the caller waits, shared by every concurrent caller of the key in this
- * runtime (single flight); counted once, by the fetch that runs. The callers are answered
- * as soon as the value is fetched; its store runs after, counted in the background budget
- * (a failure is logged), and the flight lasts until it is done.
+ * runtime (single flight) that read the same token (DESIGN.md §3.2: a read after a write
+ * never joins a fetch begun before it); counted once, by the fetch that runs. The callers
+ * are answered as soon as the value is fetched; its store runs after, counted in the
+ * background budget (a failure is logged), only while the key's token is still `token`, and
+ * the flight lasts until it is done.
  */
-export const fetchShared = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> =>
+export const fetchShared = <I, A, E, R>(target: Target<I, A, E, R>, token: string): Effect.Effect<A, E | FetchTimeout, R> =>
   target.store.engine.flights.run(
-    target.key,
+    // Tokens hold no "|": one flight per token and key.
+    `${token}|${target.key}`,
     Effect.suspend(() => {
       // With "cluster", the flight of this process coordinates with those of the others
       // through the store, when the store can (DESIGN.md §3.1).
       const claim = target.job.singleFlight === "cluster" ? target.store.claim : undefined
-      return claim === undefined ? fetchHere(target, deadlineOf(target), undefined) : claimThenFetch(target, claim)
+      return claim === undefined ? fetchHere(target, deadlineOf(target), undefined) : claimThenFetch(target, claim, token)
     }),
     {
-      then: (fetched) => fetched.found ? Effect.void : storeFetched(target, fetched),
+      then: (fetched) => fetched.found ? Effect.void : storeFetched(target, fetched, token),
       // A flight answered but still storing (a store that hangs) is joined only while its
       // value is fresh: a write that never ends cannot serve its value forever.
       joinable: (fetched, now) => now <= fetched.entry.expiresAt
     }
   ).pipe(Effect.map((fetched) => fetched.entry.value))
 
-/** Fetches and stores (`Job.refresh`); a failed store write is logged, and the value still answered. */
-export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> =>
-  Effect.map(
-    fetchThen(target, "sync", (entry) => Effect.as(degrade(target.store.engine.throttle, target.job.name, write(target, entry, "older"), false), entry)),
-    (entry) => entry.value
-  )
+/**
+ * Fetches and stores (`Job.refresh`), over what was there when it began; a failed store
+ * write is logged, and the value still answered.
+ */
+export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> => {
+  const { throttle } = target.store.engine
+  // A token that cannot be read is "": the value is then stored only where nothing is.
+  return Effect.flatMap(degrade(throttle, target.job.name, tokenNow(target), ""), (token) =>
+    Effect.map(
+      fetchThen(target, "sync", (entry) => Effect.as(degrade(throttle, target.job.name, write(target, entry, token), false), entry)),
+      (entry) => entry.value
+    ))
+}
 
 /**
- * One attempt at a background refresh: fetch, store, count. It fails when the value
- * cannot be stored too, so that a lost write is retried like a failed fetch; one the store
- * refuses because a value fetched later is there is no failure.
+ * One attempt at a background refresh: read the key's token, fetch, store over that token,
+ * count. It fails when the store cannot be read or written, so that a lost write is retried
+ * like a failed fetch; a store refused because another write came first is no failure.
  */
 export const refreshAttempt = <I, A, E, R>(
   target: Target<I, A, E, R>
 ): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R> =>
-  fetchThen(target, "background", (entry) => Effect.as(write(target, entry, "older"), entry)).pipe(
-    Effect.map((entry) => entry.value),
-    Effect.tap(() => Metrics.bump(Metrics.forJob(target.job.name).refreshed))
-  )
+  Effect.flatMap(tokenNow(target), (token) =>
+    fetchThen(target, "background", (entry) => Effect.as(write(target, entry, token), entry)).pipe(
+      Effect.map((entry) => entry.value),
+      Effect.tap(() => Metrics.bump(Metrics.forJob(target.job.name).refreshed))
+    ))
+
+/** The token of what the store holds for the target now. */
+export const tokenNow = <I, A, E, R>({ job, key, store }: Target<I, A, E, R>): Effect.Effect<string, StoreError> =>
+  Effect.map(store.get(key, job.valueSchema), Entry.tokenOf)
 
 // -----------------------------------------------------------------------------
 // Writing
 // -----------------------------------------------------------------------------
 
 /**
- * What a write may replace (DESIGN.md §3.2), where the store can tell (`compareAndSet`):
- *
- * - `"unchanged"`: the write-back of a stale value, a pending marker, an invalidation: only
- *   the value it was read from (or, for a marker, no value), never one stored since.
- * - `"older"`: a fetched value: anything but a value fetched later.
- * - `"anything"`: `Job.set`.
- */
-export type Over = "unchanged" | "older" | "anything"
-
-/**
- * Every write of an entry: compare-and-set where the store can, a plain `set` where it
- * cannot or `over` is `"anything"`. Answers whether it wrote.
+ * Every write of an entry (DESIGN.md §3.2): with `expected`, only while the key's token is
+ * still that one (`""`: nothing is there), atomically where the store can (`compareAndSet`);
+ * without, over anything (`Job.set`, `Job.delete`). Answers whether it wrote.
  */
 export const write = <I, A, E, R>(
   { input, job, key, store }: Target<I, A, E, R>,
   entry: Entry.Entry<A>,
-  over: Over
+  expected: string | undefined
 ): Effect.Effect<boolean, StoreError | CodecError> =>
-  store.compareAndSet === undefined || over === "anything"
-    ? Effect.as(store.set(key, entry, job.cacheTtl(input), job.valueSchema), true)
-    : store.compareAndSet(key, entry, job.cacheTtl(input), job.valueSchema, over)
+  Effect.clockWith((clock) => {
+    // The backend keeps a tombstone until its `expiresAt`, anything else for the cache TTL.
+    const ttl = entry._tag === "Tombstone"
+      ? Duration.millis(Math.max(1, entry.expiresAt - clock.unsafeCurrentTimeMillis()))
+      : job.cacheTtl(input)
+    return store.compareAndSet === undefined || expected === undefined
+      ? Effect.as(store.set(key, entry, ttl, job.valueSchema), true)
+      : Effect.tap(store.compareAndSet(key, entry, ttl, job.valueSchema, expected), (written) => {
+        if (!written) Metrics.bump(Metrics.forJob(job.name).writesSuperseded)
+      })
+  })
+
+/**
+ * What a delete of the target leaves at `now`: a tombstone with a new token that outlives
+ * any fetch begun before it (the fetch's deadline, plus the time its store may take in the
+ * background); a job whose fetches have no deadline keeps it for its cache TTL.
+ */
+export const tombstoneOf = <I, A, E, R>(target: Target<I, A, E, R>, now: number): Effect.Effect<Entry.Tombstone> => {
+  const deadline = deadlineOf(target)
+  const lasts = Duration.isFinite(deadline)
+    ? Duration.toMillis(deadline) + target.store.engine.sizes.backgroundTimeout
+    : Duration.toMillis(target.job.cacheTtl(target.input))
+  return Effect.map(Token.make, (token) => Entry.tombstone(now + lasts, token))
+}
 
 /** The record of an entry's tags: each tag's token, or "" (which no tag holds) where there is none. */
 export const recorded = (
@@ -155,9 +183,10 @@ const fetchThen = <I, A, E, R, X, E2>(
       const start = clock.unsafeCurrentTimeMillis()
       return bounded.pipe(
         Effect.ensuring(Effect.sync(() => histogram.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, []))),
-        Effect.flatMap((value) => {
+        Effect.zip(Token.make),
+        Effect.flatMap(([value, token]) => {
           const now = clock.unsafeCurrentTimeMillis()
-          const base = Entry.value(value, now, now + Duration.toMillis(job.expiry(input)), job.fingerprint)
+          const base = Entry.value(value, now, now + Duration.toMillis(job.expiry(input)), job.fingerprint, token)
           const entry = job.earlyRefresh === undefined ? base : Entry.with_(base, { delta: now - start })
           const names = tags === undefined || job.tags === undefined ? [] : job.tags(input, value)
           return tags === undefined || names.length === 0
@@ -211,13 +240,6 @@ class Fetched<A> {
 }
 
 /**
- * How long before a flight began a value may have been fetched and still answer it: a value
- * stored by another process between this read's lookup and its claim was fetched a moment
- * before the flight began (its fetch ended before its write), and is the value it wanted.
- */
-const sharedFetchWindow = 1_000
-
-/**
  * Asks the store who fetches, then answers what another process stored or fetches here. The
  * flight keeps one deadline, its fetch's: the claim, the wait for another process and a fetch
  * after it all fit in it, so that a read still answers within one store timeout plus its
@@ -225,15 +247,16 @@ const sharedFetchWindow = 1_000
  */
 const claimThenFetch = <I, A, E, R>(
   target: Target<I, A, E, R>,
-  claim: NonNullable<StoreService["claim"]>
+  claim: NonNullable<StoreService["claim"]>,
+  token: string
 ): Effect.Effect<Fetched<A>, E | FetchTimeout, R> =>
   Effect.clockWith((clock) => {
     const { job } = target
     const start = clock.unsafeCurrentTimeMillis()
     const deadline = Duration.toMillis(deadlineOf(target))
-    const since = start - sharedFetchWindow
+    // A value written since this read's lookup (another token) is what it wanted.
     const accept = (entry: Entry.Entry<A>): entry is Entry.Value<A> =>
-      entry._tag === "Value" && entry.fingerprint === job.fingerprint && entry.fetchedAt >= since
+      entry._tag === "Value" && entry.fingerprint === job.fingerprint && (entry.token ?? "") !== token
     return Effect.flatMap(claim<A>(target.key, job.valueSchema, { accept, until: start + deadline }), (claimed: Claim<A>) => {
       if (claimed._tag === "Found") return Effect.succeed(new Fetched(claimed.entry, undefined, true))
       const left = start + deadline - clock.unsafeCurrentTimeMillis()
@@ -267,14 +290,14 @@ const timedOut = <I, A, E, R>(target: Target<I, A, E, R>, millis: number): Effec
 }
 
 /**
- * Stores a fetched value after its callers are answered, counted in the background budget;
- * a claimed fetch then releases its claim, saying whether the value was stored (the
- * processes waiting for it read it, or fetch themselves). A value fetched later, found in
- * its place, is one the waiting processes read too.
+ * Stores a fetched value after its callers are answered, over the token its read saw,
+ * counted in the background budget; a claimed fetch then releases its claim, saying whether
+ * a value is there (the processes waiting for it read it, or fetch themselves). A value
+ * written meanwhile, found in its place, is one the waiting processes read too.
  */
-const storeFetched = <I, A, E, R>(target: Target<I, A, E, R>, fetched: Fetched<A>): Effect.Effect<void> => {
+const storeFetched = <I, A, E, R>(target: Target<I, A, E, R>, fetched: Fetched<A>, token: string): Effect.Effect<void> => {
   const { engine } = target.store
-  const store = degrade(engine.throttle, target.job.name, Effect.as(write(target, fetched.entry, "older"), true), false)
+  const store = degrade(engine.throttle, target.job.name, Effect.as(write(target, fetched.entry, token), true), false)
   const release = fetched.release
   if (release === undefined) return engine.counted(target.job.name, Effect.asVoid(store))
   let stored = false

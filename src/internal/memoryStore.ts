@@ -11,7 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { Backend } from "../CacheStore.js"
-import type * as Entry from "../Entry.js"
+import * as Entry from "../Entry.js"
 
 interface Slot {
   readonly entry: Option.Option<Entry.Entry<unknown>>
@@ -74,25 +74,13 @@ export const make = (capacity: number): Backend => {
     get: (key) => withNow((now) => read(key, now)),
     getMany: (keys) => withNow((now) => keys.map((key) => read(key, now))),
     set: (key, entry, ttl) => withNow((now) => put(key, entry, ttl, now)),
-    // The race is in-process here: a stale read's write-back runs in the background and can
-    // land after a refresh stored a newer value.
-    compareAndSet: (key, entry, ttl, _, over) =>
+    // One synchronous step: nothing lands between the check and the write.
+    compareAndSet: (key, entry, ttl, _, expected) =>
       withNow((now) => {
-        if (!replaces(entry, read(key, now), over)) return false
+        if (Entry.tokenOf(read(key, now)) !== expected) return false
         put(key, entry, ttl, now)
         return true
       }),
     delete: (key) => Effect.sync(() => void slots.delete(key))
   }
-}
-
-/** Whether `entry` may replace what is stored (see `Backend.compareAndSet`). */
-const replaces = (
-  entry: Entry.Entry<unknown>,
-  stored: Option.Option<Entry.Entry<unknown>>,
-  over: "unchanged" | "older"
-): boolean => {
-  if (stored._tag === "None" || stored.value._tag === "Pending") return entry._tag === "Pending" || over === "older"
-  if (entry._tag === "Pending") return false
-  return over === "older" ? stored.value.fetchedAt <= entry.fetchedAt : stored.value.fetchedAt === entry.fetchedAt
 }

@@ -20,6 +20,8 @@ export interface JobMetrics {
   readonly enqueueErrors: Metric.Metric.Counter<number>
   readonly fetchTimeouts: Metric.Metric.Counter<number>
   readonly backgroundSkipped: Metric.Metric.Counter<number>
+  readonly backgroundTimeouts: Metric.Metric.Counter<number>
+  readonly writesSuperseded: Metric.Metric.Counter<number>
   readonly fingerprintMisses: Metric.Metric.Counter<number>
   readonly staleIfError: Metric.Metric.Counter<number>
   readonly earlyRefreshes: Metric.Metric.Counter<number>
@@ -54,6 +56,14 @@ export const staleIfError = counter(
   "reads whose synchronous fetch of a stale value failed and that served the stale value (withStaleIfError)"
 )
 export const earlyRefreshes = counter("cacheback_early_refreshes", "refreshes asked by a hit before expiry (withEarlyRefresh)")
+export const backgroundTimeouts = counter(
+  "cacheback_background_timeouts",
+  "writes and enqueues after a read's decision interrupted at the store's backgroundTimeout"
+)
+export const writesSuperseded = counter(
+  "cacheback_writes_superseded",
+  "writes not made because the key was written after the read or fetch that made them began"
+)
 export const backgroundSkipped = counter(
   "cacheback_background_skipped",
   "writes and enqueues after a read's decision skipped because the process had its maximum running"
@@ -103,6 +113,8 @@ export const forJob = (job: string): JobMetrics => {
       enqueueErrors: tag(enqueueErrors),
       fetchTimeouts: tag(fetchTimeouts),
       backgroundSkipped: tag(backgroundSkipped),
+      backgroundTimeouts: tag(backgroundTimeouts),
+      writesSuperseded: tag(writesSuperseded),
       fingerprintMisses: tag(fingerprintMisses),
       staleIfError: tag(staleIfError),
       earlyRefreshes: tag(earlyRefreshes),

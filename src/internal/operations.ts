@@ -5,15 +5,16 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import * as CacheStore from "../CacheStore.js"
 import * as Entry from "../Entry.js"
 import type { CodecError, FetchTimeout, KeyError, StoreError } from "../Errors.js"
 import type { RefreshQueue } from "../RefreshQueue.js"
 import { enqueueElseRefresh } from "./background.js"
-import { fetchAndStore, recorded, refreshAttempt, Target, write } from "./fetch.js"
+import { fetchAndStore, recorded, refreshAttempt, Target, tombstoneOf, write } from "./fetch.js"
 import type { Stored } from "./job.js"
 import * as Metrics from "./metrics.js"
+import * as Token from "./token.js"
 import { current, type Read, resolve, traced, unkeyed } from "./read.js"
 
 /** Runs `body` on the resolved read of `input`, in a `cacheback.<operation>` span when spans are on. */
@@ -35,50 +36,71 @@ export const asyncRefresh = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<void, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
-  operate(self, input, "asyncRefresh", (read) => Effect.asVoid(enqueueElseRefresh(read)))
+  operate(self, input, "asyncRefresh", (read) => Effect.asVoid(enqueueElseRefresh(read, undefined)))
 
+/**
+ * cacheback's `invalidate`: a value (or marker) is written back to expire within a refresh
+ * timeout, with a token of its own, so that a fetch begun before it never stores over it,
+ * and a refresh is enqueued (one that reads the new token). A key with no value gets a
+ * tombstone, for the same reason, and no refresh.
+ */
 export const invalidate = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue> =>
   operate(self, input, "invalidate", (read) =>
-    Effect.flatMap(read.store.get(read.key, self.valueSchema), (stored) => {
+    Effect.flatMap(Effect.zip(read.store.get(read.key, self.valueSchema), Token.make), ([stored, token]) => {
       const entry = current(self, stored)
-      if (entry._tag === "None") return Effect.void
-      const expiresAt = read.clock.unsafeCurrentTimeMillis() + Duration.toMillis(self.refreshTimeout(input))
-      // A value stored since the read is not put back to the one read; the refresh is
-      // enqueued either way.
-      return Effect.zipRight(write(read, Entry.withExpiry(entry.value, expiresAt), "unchanged"), enqueueElseRefresh(read)).pipe(
-        Effect.asVoid
-      )
+      const now = read.clock.unsafeCurrentTimeMillis()
+      if (entry._tag === "None" || entry.value._tag === "Tombstone") {
+        return Effect.asVoid(Effect.flatMap(tombstoneOf(read, now), (tombstone) => write(read, tombstone, Entry.tokenOf(stored))))
+      }
+      const expiresAt = now + Duration.toMillis(self.refreshTimeout(input))
+      const marked = entry.value._tag === "Pending"
+        ? Entry.pending(expiresAt, token)
+        : Entry.with_(entry.value, { expiresAt, token })
+      // Over what was read: a write made since stays. The refresh is enqueued either way,
+      // and, if it must run here, reads the token then.
+      return Effect.flatMap(write(read, marked, Entry.tokenOf(stored)), (written) =>
+        Effect.asVoid(enqueueElseRefresh(read, written ? token : undefined)))
     }))
 
+/** cacheback's `delete`: a tombstone in the entry's place, so that a fetch begun before it never stores. */
 export const delete_ = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<void, KeyError | StoreError, S> =>
-  operate(self, input, "delete", (read) => read.store.delete(read.key))
+  operate(self, input, "delete", (read) =>
+    Effect.flatMap(tombstoneOf(read, read.clock.unsafeCurrentTimeMillis()), (tombstone) =>
+      // A tombstone is JSON whatever the job's value: it cannot fail to encode.
+      Effect.asVoid(Effect.catchTag(write(read, tombstone, undefined), "CodecError", Effect.die))))
 
 export const set = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I,
   value: A
 ): Effect.Effect<void, KeyError | StoreError | CodecError, S> =>
-  operate(self, input, "set", (read) => {
-    const now = read.clock.unsafeCurrentTimeMillis()
-    const entry = Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint)
-    // A value set by hand records its tags' tokens as they are now, as a fetched one does,
-    // so that a later invalidation of a tag makes it stale.
-    const tags = read.store.tags
-    const names = self.tags === undefined || tags === undefined ? [] : self.tags(input, value)
-    const tagged = names.length === 0
-      ? Effect.succeed(entry)
-      : Effect.map(tags!.tokens(names, true), (tokens) => Entry.with_(entry, { tags: recorded(names, tokens) }))
-    return Effect.asVoid(Effect.flatMap(tagged, (entry) => write(read, entry, "anything")))
-  })
+  operate(self, input, "set", (read) =>
+    Effect.flatMap(Token.make, (token) => {
+      const now = read.clock.unsafeCurrentTimeMillis()
+      const entry = Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint, token)
+      // A value set by hand records its tags' tokens as they are now, as a fetched one does,
+      // so that a later invalidation of a tag makes it stale.
+      const tags = read.store.tags
+      const names = self.tags === undefined || tags === undefined ? [] : self.tags(input, value)
+      const tagged = names.length === 0
+        ? Effect.succeed(entry)
+        : Effect.map(tags!.tokens(names, true), (tokens) => Entry.with_(entry, { tags: recorded(names, tokens) }))
+      return Effect.asVoid(Effect.flatMap(tagged, (entry) => write(read, entry, undefined)))
+    }))
 
 export const rawGet = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<Option.Option<Entry.Entry<A>>, KeyError | StoreError, S> =>
-  operate(self, input, "rawGet", (read) => Effect.map(read.store.get(read.key, self.valueSchema), (entry) => current(self, entry)))
+  operate(self, input, "rawGet", (read) =>
+    Effect.map(read.store.get(read.key, self.valueSchema), (found) => {
+      // What a delete left holds no value.
+      const entry = current(self, found)
+      return entry._tag === "Some" && entry.value._tag === "Tombstone" ? Option.none() : entry
+    }))
 
 /** A queue's attempt at a task: the task's key (which a worker checked is `job.key(input)`) on the job's store. */
 export const refreshTask = <I, A, E, R, S>(

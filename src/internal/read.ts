@@ -294,7 +294,7 @@ export const decide = <I, A, E, R>(
   now: number
 ): Policy.Decision<A> | Later<Policy.Decision<A>> => {
   const entry = current(read.job, found)
-  if (entry._tag === "None" || entry.value._tag === "Pending" || entry.value.tags === undefined) return decideNow(read, entry, now)
+  if (entry._tag === "None" || entry.value._tag !== "Value" || entry.value.tags === undefined) return decideNow(read, entry, now)
   const tagged = entry.value
   const recorded = tagged.tags!
   const known = read.store.tags?.unsafeTokens
@@ -333,7 +333,7 @@ export const current = <A>(
 ): Option.Option<Entry.Entry<A>> => {
   if (entry._tag === "None") return entry
   const found = entry.value
-  if (found._tag === "Pending" || found.fingerprint === job.fingerprint) return entry
+  if (found._tag !== "Value" || found.fingerprint === job.fingerprint) return entry
   Metrics.bump(Metrics.forJob(job.name).fingerprintMisses)
   return Option.none()
 }
@@ -372,8 +372,9 @@ const expired = <A>(entry: Entry.Value<A>, now: number): Entry.Value<A> =>
 /**
  * Carries the decision out, counted: a hit is found at once; a fetch waits for the shared
  * fetch of the key; a stale value or the empty value is found at once, its write-back (or
- * pending marker) and refresh left to the background. `entry` is the one looked up (an
- * early refresh is asked once per fetched value).
+ * pending marker) and refresh left to the background. `entry` is the one looked up: its
+ * token is the one every write that follows is made over (DESIGN.md §3.2), and an early
+ * refresh is asked once per fetched value.
  */
 export const act = <I, A, E, R>(
   read: Read<I, A, E, R>,
@@ -386,21 +387,26 @@ export const act = <I, A, E, R>(
       Metrics.bump(counters.hits)
       const found = new Found(decision.value, "hit", undefined)
       return decision.refreshEarly === true && entry._tag === "Some" && entry.value._tag === "Value"
-        ? new Later(Effect.as(refreshEarly(read, entry.value.fetchedAt), found))
+        ? new Later(Effect.as(refreshEarly(read, entry.value), found))
         : found
     }
     case "Fetch": {
       Metrics.bump(decision.status === "miss" ? counters.misses : counters.staleHits)
-      return new Later(fetchNow(read, decision))
+      return new Later(fetchNow(read, decision, Entry.tokenOf(entry)))
     }
     case "ServeEmpty": {
       Metrics.bump(counters.misses)
       const found = new Found(read.job.empty(read.input), "miss", false)
-      return decision.marker === undefined ? found : new Later(Effect.as(writeBackThenRefresh(read, decision.marker), found))
+      if (decision.marker === undefined) return found
+      // A marker keeps the token of what it replaces (a tombstone's, or none).
+      const token = Entry.tokenOf(entry)
+      return new Later(Effect.as(writeBackThenRefresh(read, Entry.pending(decision.marker.expiresAt, token || undefined), token), found))
     }
     case "ServeStale": {
       Metrics.bump(counters.staleHits)
-      return new Later(Effect.as(writeBackThenRefresh(read, decision.entry), new Found(decision.value, "stale", false)))
+      return new Later(
+        Effect.as(writeBackThenRefresh(read, decision.entry, Entry.tokenOf(entry)), new Found(decision.value, "stale", false))
+      )
     }
     case "ServeGrace": {
       Metrics.bump(counters.staleHits)
@@ -412,10 +418,11 @@ export const act = <I, A, E, R>(
 /** A fetch while the caller waits, shared with the other readers of the key (`fetch.ts`). */
 const fetchNow = <I, A, E, R>(
   read: Read<I, A, E, R>,
-  decision: Policy.Decision<A> & { readonly _tag: "Fetch" }
+  decision: Policy.Decision<A> & { readonly _tag: "Fetch" },
+  token: string
 ): Effect.Effect<Found<unknown, unknown>, E | FetchTimeout, R> => {
   const { fallback, status } = decision
-  const fetched = Effect.map(fetchShared(read), (value): Found<unknown, unknown> => new Found(value, status, true))
+  const fetched = Effect.map(fetchShared(read, token), (value): Found<unknown, unknown> => new Found(value, status, true))
   return fallback === undefined ? fetched : Effect.catchAll(fetched, (error) => staleIfError(read, fallback, error))
 }
 
@@ -432,8 +439,8 @@ const staleIfError = <I, A, E, R>(
   const recovered = Policy.recover(fallback, error, read.clock.unsafeCurrentTimeMillis(), read.job, read.input)
   if (recovered === undefined || recovered._tag !== "ServeStale") return Effect.fail(error)
   Metrics.bump(Metrics.forJob(read.job.name).staleIfError)
-  // A write-back: a value a refresh stored meanwhile is newer than the one recovered.
-  return Effect.as(writeBackThenRefresh(read, recovered.entry), new Found(recovered.value, "stale", false, error))
+  // A write-back, over the fallback's token: a value a refresh stored meanwhile stays.
+  return Effect.as(writeBackThenRefresh(read, recovered.entry, fallback.token ?? ""), new Found(recovered.value, "stale", false, error))
 }
 
 // -----------------------------------------------------------------------------

@@ -227,7 +227,7 @@ const fromClient = (client: Redis | Cluster, layout: Keys.Layout, settings: Sett
         resume(
           Either.isRight(entry)
             ? Effect.succeed(Option.some(entry.right))
-            : Effect.as(Codec.reportCorrupt("redis", key, entry.left), Option.none())
+            : Effect.as(Codec.reportCorrupt("redis", key, entry.left), Wire.undecoded<A>(text))
         )
       })
     })
@@ -295,7 +295,7 @@ const fromClient = (client: Redis | Cluster, layout: Keys.Layout, settings: Sett
     entry: Entry.Entry<A>,
     ttl: Duration.Duration,
     schema: SchemaOf<A> | undefined,
-    over: "unchanged" | "older"
+    expected: string
   ) =>
     Effect.suspend((): Effect.Effect<boolean, StoreError | CodecError> => {
       const text = encode(key, entry, schema)
@@ -305,10 +305,9 @@ const fromClient = (client: Redis | Cluster, layout: Keys.Layout, settings: Sett
       return Effect.async<boolean, StoreError>((resume) => {
         Scripts.run(client, Scripts.compareAndSet, [
           at(key),
-          Wire.token(entry),
+          expected,
           text.right,
-          Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : "",
-          over === "older" ? "older" : ""
+          Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : ""
         ]).then(
           (written) => resume(Effect.succeed(written === 1)),
           (cause) => resume(Effect.fail(new StoreError({ operation: "set", key, cause })))
@@ -373,7 +372,7 @@ const decodeMany = <A>(
     if (Either.isRight(entry)) {
       entries.push(Option.some(entry.right))
     } else {
-      entries.push(Option.none())
+      entries.push(Wire.undecoded(text))
       ;(corrupt ??= []).push(Codec.reportCorrupt("redis", keys[i]!, entry.left))
     }
   }

@@ -143,7 +143,7 @@ describe.skipIf(!up)("compare-and-set write-backs", () => {
       }
     }).pipe(Effect.scoped))
 
-  it.live("an entry without the header (0.1's format) still reads, and a write-back leaves it alone", () =>
+  it.live("an entry without the header (0.1's format) still reads, as an entry without a token", () =>
     Effect.gen(function*() {
       const prefix = unique("cas-legacy")
       prefixes.push(prefix)
@@ -152,9 +152,16 @@ describe.skipIf(!up)("compare-and-set write-backs", () => {
       yield* Effect.promise(() => raw.set(redisKey(prefix, job, "legacy"), legacy, "PX", 3_600_000))
       const read = Effect.provide(Job.lookup(job, "legacy"), Layer.merge(Layer.succeed(CacheStore.CacheStore, store), TestRefreshQueue.layer))
       expect(yield* read).toEqual({ value: "old", status: "stale", syncFetch: false })
-      const written = yield* store.compareAndSet!(keyOf(job, "legacy"), Entry.value("old", 1, 2), Duration.hours(1), undefined, "unchanged")
-      expect(written).toBe(false)
-      expect(yield* Effect.promise(() => raw.get(redisKey(prefix, job, "legacy")))).toBe(legacy)
+      // A write over another token leaves it alone; one over no token replaces it.
+      const over = (expected: string) =>
+        store.compareAndSet!(keyOf(job, "legacy"), Entry.value("new", 1, 2, undefined, "t1"), Duration.hours(1), undefined, expected)
+      // The stale read wrote it back (for another refresh timeout) with no token, as it was.
+      const before = yield* Effect.promise(() => raw.get(redisKey(prefix, job, "legacy")))
+      expect(before).toMatch(/^v2\|\|/)
+      expect(yield* over("t0")).toBe(false)
+      expect(yield* Effect.promise(() => raw.get(redisKey(prefix, job, "legacy")))).toBe(before)
+      expect(yield* over("")).toBe(true)
+      expect(yield* Effect.promise(() => raw.get(redisKey(prefix, job, "legacy")))).toMatch(/^v2\|t1\|/)
     }).pipe(Effect.scoped))
 
   it.live("in one process too: the memory store's write-backs are compare-and-set", () =>

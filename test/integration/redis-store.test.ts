@@ -9,7 +9,7 @@ import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
 import { Cluster, Redis } from "ioredis"
 import calculateSlot from "cluster-key-slot"
-import { captureLogs, count, counting, tagRaceScenario, tagScenario } from "../support/kit.js"
+import { captureLogs, count, counting, lostWriteScenario, supersededAtLeast, tagRaceScenario, tagScenario } from "../support/kit.js"
 import { clusterNodes, redisUrl } from "../support/services.js"
 import { Profile } from "./fixtures/jobs.js"
 import { entryJson } from "./fixtures/entries.js"
@@ -318,6 +318,11 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
   it.live("tags: a fetch that began before an invalidation of its tag stores an entry that is stale at once", () => {
     const at = prefix("tags-race")
     return tagRaceScenario(named("taggedRaceStore"), isStored).pipe(Effect.provide(store(at)))
+  })
+
+  it.live("no lost write: a set, delete or invalidate during a slower fetch is never overwritten by it", () => {
+    const at = prefix("lost-write")
+    return lostWriteScenario(named("lostWrite"), supersededAtLeast).pipe(Effect.provide(store(at)))
   })
 
   it.live("the first commands after the layer is built, many at once on every master, all succeed (each node connected before)", () => {

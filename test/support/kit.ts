@@ -1,6 +1,6 @@
 /** Shared pieces of the suites: counting fetches, layers, a store that can fail, the tag scenario. */
 import { expect } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Logger, Metric, Ref } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Metric, Option, Ref } from "effect"
 import { CacheStore, EnqueueError, Job, RefreshQueue, StoreError, TestRefreshQueue } from "effect-cacheback"
 
 /** A fetch that returns `input#n` for its n-th call and counts its calls. */
@@ -59,6 +59,9 @@ export const captureLogs = () => {
 }
 
 /** The current count of one of a job's counters. */
+/** An entry as a write stores it: with the write's token, whatever its value. */
+export const written = <E extends object>(entry: E): E => ({ ...entry, token: expect.any(String) })
+
 export const count = (counter: Metric.Metric.Counter<number>) => Effect.map(Metric.value(counter), (state) => state.count)
 
 /** A queue whose enqueue always fails, as BullMQ does with Redis down. */
@@ -142,3 +145,143 @@ export const tagRaceScenario = <R>(
     yield* stored(job, "k")
     expect((yield* Job.lookup(job, "k")).status).toBe("stale")
   })
+
+/**
+ * A job whose fetch answers `input#n` for its n-th call; while `gated.on`, each fetch says
+ * it `started` and waits for `gate`.
+ */
+const gatedCounting = (name: string) =>
+  Effect.map(Effect.zip(Deferred.make<void>(), Ref.make(Deferred.unsafeMake<void>(undefined as never))), ([gate, started]) => {
+    let calls = 0
+    const gated = { on: false }
+    const job = Job.make({
+      name,
+      fetch: (input: string) =>
+        Effect.suspend(() => {
+          const n = ++calls
+          if (!gated.on) return Effect.succeed(`${input}#${n}`)
+          return Effect.flatMap(Ref.get(started), (s) => Deferred.succeed(s, undefined)).pipe(
+            Effect.zipRight(Deferred.await(gate)),
+            Effect.as(`${input}#${n}`)
+          )
+        })
+    })
+    const arm = Effect.flatMap(Deferred.make<void>(), (s) => Effect.as(Ref.set(started, s), s)).pipe(
+      Effect.tap(() => Effect.sync(() => (gated.on = true)))
+    )
+    return { job, gate, arm, calls: () => calls }
+  })
+
+/**
+ * No lost write, on the store in context (DESIGN.md §3.2): a `set`, a `delete` (of a key
+ * with or without a value) or an `invalidate` that lands while a fetch begun before it runs
+ * is never overwritten by that fetch's older value; a refresh asked for after the write
+ * fetches anew. `superseded` waits until the job counted `n` writes refused that way (a
+ * remote store writes after the read answered).
+ */
+export const lostWriteScenario = <R>(
+  name: string,
+  superseded: (job: Job.Job<string, string>, n: number) => Effect.Effect<unknown, unknown, R>
+) =>
+  Effect.gen(function*() {
+    // A set during a miss's fetch: the set's value stays.
+    const a = yield* gatedCounting(`${name}Set`)
+    let started = yield* a.arm
+    const read = yield* Effect.fork(Job.get(a.job, "k"))
+    yield* Deferred.await(started)
+    yield* Job.set(a.job, "k", "set")
+    yield* Deferred.succeed(a.gate, undefined)
+    expect(yield* Fiber.join(read)).toBe("k#1")
+    yield* superseded(a.job, 1)
+    expect(yield* Job.lookup(a.job, "k")).toEqual({ value: "set", status: "hit", syncFetch: undefined })
+
+    // A delete of an absent key during a miss's fetch: nothing is stored, the next read fetches.
+    const b = yield* gatedCounting(`${name}DeleteAbsent`)
+    started = yield* b.arm
+    const miss = yield* Effect.fork(Job.get(b.job, "k"))
+    yield* Deferred.await(started)
+    yield* Job.delete(b.job, "k")
+    yield* Deferred.succeed(b.gate, undefined)
+    expect(yield* Fiber.join(miss)).toBe("k#1")
+    yield* superseded(b.job, 1)
+    expect(Option.isNone(yield* Job.rawGet(b.job, "k"))).toBe(true)
+    expect(yield* Job.lookup(b.job, "k")).toEqual({ value: "k#2", status: "miss", syncFetch: true })
+
+    // A delete of a stored key during `Job.refresh`: the refresh's value is not stored.
+    const c = yield* gatedCounting(`${name}Delete`)
+    yield* Job.get(c.job, "k")
+    yield* superseded(c.job, 0)
+    started = yield* c.arm
+    const refresh = yield* Effect.fork(Job.refresh(c.job, "k"))
+    yield* Deferred.await(started)
+    yield* Job.delete(c.job, "k")
+    yield* Deferred.succeed(c.gate, undefined)
+    expect(yield* Fiber.join(refresh)).toBe("k#2")
+    expect(Option.isNone(yield* Job.rawGet(c.job, "k"))).toBe(true)
+    expect(yield* count(Job.metrics(c.job).writesSuperseded)).toBe(1)
+
+    // An invalidate during `Job.refresh`: the refresh begun before it does not store; the
+    // refresh it enqueues fetches anew and does.
+    const d = yield* gatedCounting(`${name}Invalidate`)
+    yield* Job.get(d.job, "k")
+    started = yield* d.arm
+    const before = yield* Effect.fork(Job.refresh(d.job, "k"))
+    yield* Deferred.await(started)
+    yield* Job.invalidate(d.job, "k")
+    yield* Deferred.succeed(d.gate, undefined)
+    expect(yield* Fiber.join(before)).toBe("k#2")
+    expect((yield* Job.lookup(d.job, "k")).value).toBe("k#1")
+    expect(yield* TestRefreshQueue.drain).toBe(1)
+    expect(d.calls()).toBe(3)
+    expect(yield* Job.lookup(d.job, "k")).toEqual({ value: "k#3", status: "hit", syncFetch: undefined })
+
+    // A set during the synchronous fetch of a stale key: the set's value stays, on every store.
+    const e = yield* gatedCounting(`${name}SetStale`)
+    const sync = e.job.pipe(Job.withLifetime("1 millis"), Job.withStaleRefresh({ syncAfter: "2 millis" }))
+    yield* Job.get(sync, "k")
+    yield* Effect.sleep("10 millis")
+    started = yield* e.arm
+    const stale = yield* Effect.fork(Job.get(sync, "k"))
+    yield* Deferred.await(started)
+    yield* Job.set(sync, "k", "set")
+    yield* Deferred.succeed(e.gate, undefined)
+    expect(yield* Fiber.join(stale)).toBe("k#2")
+    yield* superseded(sync, 1)
+    expect((yield* Job.rawGet(sync, "k")).pipe(Option.map((entry) => entry._tag === "Value" && entry.value))).toEqual(
+      Option.some("set")
+    )
+  })
+
+/** Waits (up to 2 s, live) until `job` counted `n` superseded writes; fails naming what it waited for. */
+export const supersededAtLeast = (job: Job.Job<string, string>, n: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 400; i++) {
+      if ((yield* count(Job.metrics(job).writesSuperseded)) >= n) return
+      yield* Effect.sleep("5 millis")
+    }
+    return yield* Effect.dieMessage(`${job.name}: ${n} superseded writes not counted within 2 s`)
+  })
+
+/**
+ * Runs `check` until it passes, yielding between tries (at most 500): a store whose calls
+ * are asynchronous writes a read's value after the read answered. The last failure is the
+ * test's.
+ */
+export const eventually = <A, E, R>(check: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  const attempt = (left: number): Effect.Effect<A, E, R> =>
+    left === 0 ? check : Effect.catchAllCause(check, () => Effect.zipRight(Effect.yieldNow(), attempt(left - 1)))
+  return attempt(500)
+}
+
+/**
+ * Waits until the store in context holds a value of `job` for `input` (its fingerprint),
+ * read without the job's schema so that waiting reports no decode error.
+ */
+export const storedBy = <I>(job: Job.Job<I, any, any, any, any, any, any, any>, input: I) =>
+  Effect.flatMap(Effect.flatMap(job.key(input), (key) => Effect.map(CacheStore.CacheStore, (store) => [store, key] as const)), ([store, key]) =>
+    eventually(
+      Effect.map(store.get(key, undefined), (entry) => {
+        const found = Option.getOrUndefined(entry)
+        expect(found?._tag === "Value" && found.fingerprint === job.fingerprint).toBe(true)
+      })
+    ))

@@ -24,32 +24,20 @@ export const run = (client: Redis | Cluster, which: Script, args: ReadonlyArray<
   )
 
 /**
- * Writes an entry only over what it may replace (`CacheStore.Service.compareAndSet`; `wire.ts`
- * has the header it reads): KEYS[1] the entry; ARGV[1] the entry's token (its `fetchedAt`,
- * or `p` for a marker), ARGV[2] the text, ARGV[3] PX ms or "", ARGV[4] `older` (a fetched
- * value: over anything but a value fetched later) or "" (unchanged: a value over the stored
- * value with its `fetchedAt`, a marker where no value is). Answers 1 written, 0 left alone,
- * -1 left alone because the stored text has no header (written by 0.1), unless `older`.
+ * Writes an entry only while the key's token is the one expected
+ * (`CacheStore.Backend.compareAndSet`; `wire.ts` has the header it reads): KEYS[1] the entry;
+ * ARGV[1] the expected token ("" for nothing stored, or an entry without a token), ARGV[2] the
+ * text, ARGV[3] PX ms or "". Answers 1 written, 0 left alone.
  */
 export const compareAndSet = script(1, `
 local head = redis.call("GETRANGE", KEYS[1], 0, 63)
-local token = false
-if head ~= "" then
-  local bar = string.sub(head, 1, 3) == "v1|" and string.find(head, "|", 4, true)
-  if bar then
-    token = string.sub(head, 4, bar - 1)
-  elseif ARGV[4] ~= "older" then
-    return -1
-  end
+local token = ""
+if string.sub(head, 1, 3) == "v2|" then
+  local bar = string.find(head, "|", 4, true)
+  if not bar then return redis.error_reply("cacheback: an entry header longer than 64 bytes") end
+  token = string.sub(head, 4, bar - 1)
 end
-local value = token and token ~= "p"
-if ARGV[1] == "p" then
-  if value then return 0 end
-elseif ARGV[4] == "older" then
-  if value and tonumber(token) > tonumber(ARGV[1]) then return 0 end
-elseif token ~= ARGV[1] then
-  return 0
-end
+if token ~= ARGV[1] then return 0 end
 if ARGV[3] == "" then
   redis.call("SET", KEYS[1], ARGV[2])
 else
