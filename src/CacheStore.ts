@@ -20,7 +20,7 @@ import * as Internal from "./internal/engine.js"
 import * as KeyValueBackend from "./internal/keyValueStore.js"
 import * as MemoryStore from "./internal/memoryStore.js"
 import { decodeErrorsFor } from "./internal/metrics.js"
-import { integer, positiveMillis } from "./internal/options.js"
+import { integer, positiveMillis, wellFormed } from "./internal/options.js"
 
 /**
  * The shape of a cache backend: what a store of yours implements, and `make` turns into a
@@ -236,8 +236,9 @@ export const layer = <E = never, R = never>(
  */
 export const makeMemory = (options: MemoryOptions): Effect.Effect<Service, never, Scope.Scope> => {
   const capacity = integer("CacheStore.layerMemory", "capacity", options.capacity, 1)
+  const tagCapacity = integer("CacheStore.layerMemory", "tagCapacity", options.tagCapacity ?? 100_000, 1)
   const sizes = Internal.sizes("CacheStore.layerMemory", options)
-  return Effect.suspend(() => Internal.attach(MemoryStore.make(capacity), sizes))
+  return Effect.suspend(() => Internal.attach(MemoryStore.make(capacity, tagCapacity), sizes))
 }
 
 /**
@@ -246,6 +247,12 @@ export const makeMemory = (options: MemoryOptions): Effect.Effect<Service, never
  */
 export interface MemoryOptions extends EngineOptions {
   readonly capacity: number
+  /**
+   * The most tags whose tokens the store keeps, apart from the entries (the oldest given is
+   * forgotten first, which makes its entries stale). An entry with more tags than this is
+   * stale at every read, and a warning says so. Default 100,000.
+   */
+  readonly tagCapacity?: number
 }
 
 /**
@@ -312,13 +319,20 @@ export const invalidateTags = (tags: ReadonlyArray<string>): Effect.Effect<void,
  * @since 0.2.0
  * @category tags
  */
-export const invalidateTagsOf = (store: Service, tags: ReadonlyArray<string>): Effect.Effect<void, StoreError> =>
-  store.tags === undefined
-    ? Effect.fail(
-      new StoreError({
-        operation: "invalidateTags",
-        key: tags.join(", "),
-        cause: new Error("this cache store keeps no tags; use one that does (memory, key-value, Redis) for tagged jobs")
-      })
+export const invalidateTagsOf = (store: Service, tags: ReadonlyArray<string>): Effect.Effect<void, StoreError> => {
+  const refused = (reason: string) =>
+    Effect.fail(new StoreError({ operation: "invalidateTags", key: String(tags.slice(0, 5)), cause: new Error(reason) }))
+  if (store.tags === undefined) {
+    return refused("this cache store keeps no tags; use one that does (memory, key-value, Redis) for tagged jobs")
+  }
+  if (!Array.isArray(tags)) return refused(`expected an array of tag names, got ${typeof tags}`)
+  const bad = tags.findIndex((tag) => typeof tag !== "string" || !wellFormed(tag))
+  if (bad !== -1) {
+    return refused(
+      typeof tags[bad] === "string"
+        ? `tag ${bad} (${JSON.stringify(tags[bad])}) has a lone surrogate, which UTF-8 cannot tell from another; nothing was invalidated`
+        : `tag ${bad} is a ${typeof tags[bad]}, not a string; nothing was invalidated`
     )
-    : store.tags.invalidate(tags)
+  }
+  return store.tags.invalidate(tags)
+}

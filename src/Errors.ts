@@ -20,8 +20,10 @@ export class KeyError extends Schema.TaggedError<KeyError>("effect-cacheback/Key
   reason: Schema.String
 }) {
   override get message(): string {
-    return `job "${this.job}": cannot derive a cache key from the input at ${this.path}: ${this.reason}. ` +
-      `Give the job a key with Job.withKey((input) => string), or an input schema with Job.withSchema({ input }).`
+    return this.path.startsWith("tags")
+      ? `job "${this.job}": cannot tag the value at ${this.path}: ${this.reason}. Give Job.withTags a function that returns well-formed strings.`
+      : `job "${this.job}": cannot derive a cache key from the input at ${this.path}: ${this.reason}. ` +
+        `Give the job a key with Job.withKey((input) => string), or an input schema with Job.withSchema({ input }).`
   }
 }
 

@@ -867,7 +867,8 @@ export const invalidateTags: {
 /**
  * One attempt at a refresh: fetch, store, count. What a queue runs for a task (a worker, or
  * an in-process queue), retrying it per the job's queue options: it fails when the fetch
- * fails and when the value cannot be stored, so that a lost write is retried too.
+ * fails, when the value cannot be stored (so that a lost write is retried too) and with a
+ * `KeyError` when the value's tags are not strings (`withTags`).
  *
  * @since 0.1.0
  * @category operations
@@ -876,7 +877,7 @@ export const refreshTask: <I, A, E, R, S>(
   self: Job<I, A, E, R, unknown, unknown, boolean, S>,
   input: I,
   key: string
-) => Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R | S> = operations.refreshTask
+) => Effect.Effect<A, E | FetchTimeout | KeyError | StoreError | CodecError, R | S> = operations.refreshTask
 
 /**
  * A job's metrics: its counters (`cacheback_hits`, `cacheback_misses`, …) and its fetch

@@ -13,7 +13,7 @@ import type * as Schema from "effect/Schema"
 import type * as Tracer from "effect/Tracer"
 import type { EnqueueError } from "./Errors.js"
 import * as MemoryQueue from "./internal/memoryQueue.js"
-import { integer } from "./internal/options.js"
+import { integer, maxConcurrency } from "./internal/options.js"
 import * as Refresh from "./internal/refresh.js"
 import { Flights } from "./internal/singleFlight.js"
 
@@ -131,7 +131,7 @@ export const layerMemory = (options: {
   readonly capacity?: number
 }): Layer.Layer<RefreshQueue> => {
   const where = "RefreshQueue.layerMemory"
-  const concurrency = integer(where, "concurrency", options.concurrency, 1)
+  const concurrency = integer(where, "concurrency", options.concurrency, 1, maxConcurrency)
   const capacity = integer(where, "capacity", options.capacity ?? 10_000, 1)
   return Layer.scoped(RefreshQueue, MemoryQueue.make({ concurrency, capacity }))
 }

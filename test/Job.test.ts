@@ -47,6 +47,22 @@ describe("Job.make and the combinators", () => {
       ["zero attempts", () => Job.withQueueOptions(job, { attempts: 0 }), /Job\.withQueueOptions: expected attempts .* got 0/],
       ["no queue options", () => Job.withQueueOptions(job, null as never), /Job\.withQueueOptions: expected \{ queue\?, priority\?, attempts\?, backoff\? \}, got null/],
       ["a duration tuple holding NaN", () => Job.withLifetime(job, [Number.NaN, 0]), /Job\.withLifetime: .*got \[NaN, 0\] \(not finite\)/],
+      ["a duration of 1e308 ms", () => Job.withLifetime(job, 1e308), /Job\.withLifetime: .*got 1e\+308 \(longer than 100 years\)/],
+      [
+        "a timer longer than Node's timers can wait",
+        () => Job.withFetchTimeout(job, 2 ** 31),
+        /Job\.withFetchTimeout: .*got 2147483648 \(longer than 2147483647 ms, about 24\.8 days, the longest a timer can wait\)/
+      ],
+      ["a refresh timeout of a year", () => Job.withRefreshTimeout(job, "365 days"), /Job\.withRefreshTimeout: .*the longest a timer can wait/],
+      ["a billion attempts", () => Job.withQueueOptions(job, { attempts: 1e9 }), /expected attempts to be a positive integer of at most 1,000, got 1000000000/],
+      ["a backoff beyond a timer", () => Job.withQueueOptions(job, { backoff: { type: "fixed", delay: "30 days" } }), /backoff\.delay: .*the longest a timer can wait/],
+      ["a queue name with a colon", () => Job.withQueueOptions(job, { queue: "a:b" }), /Job\.withQueueOptions: expected queue to be a BullMQ queue name, which cannot contain ":" .*got "a:b"/],
+      ["a name of 1 MB", () => Job.make({ name: "x".repeat(1_000_000), fetch: () => Effect.void }), /Job\.make: expected a name of at most 200 UTF-8 bytes .* got one of 1000000/],
+      ["a name of 201 UTF-8 bytes in 67 characters", () => Job.make({ name: "é".repeat(100) + "x", fetch: () => Effect.void }), /at most 200 UTF-8 bytes .* got one of 201/],
+      ["a name with a lone surrogate", () => Job.make({ name: "a\uD800", fetch: () => Effect.void }), /Job\.make: expected a name without lone surrogates/],
+      ["a memory queue of a billion fibers", () => RefreshQueue.layerMemory({ concurrency: 1e9 }), /expected concurrency to be a positive integer of at most 10,000, got 1000000000/],
+      ["a tag capacity of zero", () => CacheStore.layerMemory({ capacity: 10, tagCapacity: 0 }), /CacheStore\.layerMemory: expected tagCapacity to be a positive integer, got 0/],
+      ["a key-value store timeout beyond a timer", () => CacheStore.layerKeyValueStore({ timeout: "30 days" }), /CacheStore\.layerKeyValueStore timeout: .*the longest a timer can wait/],
       [
         "withSyncOnMiss after withProcessResult",
         () => Job.withSyncOnMiss(Job.withProcessResult(job, (n) => n + 1) as never, false),

@@ -181,7 +181,7 @@ describe("RefreshQueue.layerMemory", () => {
     }).pipe(Effect.provide(RefreshQueue.layerMemory({ concurrency: 4 }))))
 
   it("rejects a concurrency that is not a positive integer, at once", () => {
-    expect(() => RefreshQueue.layerMemory({ concurrency: 0 })).toThrow(/expected concurrency to be a positive integer, got 0/)
+    expect(() => RefreshQueue.layerMemory({ concurrency: 0 })).toThrow(/expected concurrency to be a positive integer of at most 10,000, got 0/)
   })
 })
 

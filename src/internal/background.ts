@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import type * as Entry from "../Entry.js"
-import type { FetchTimeout } from "../Errors.js"
+import type { FetchTimeout, KeyError } from "../Errors.js"
 import { RefreshQueue, type Task } from "../RefreshQueue.js"
 import { degrade } from "./faults.js"
 import { fetchShared, refreshAttempt, type Target, tokenNow, write } from "./fetch.js"
@@ -62,14 +62,14 @@ export const refreshEarly = <I, A, E, R>(asked: Asked<I, A, E, R>, entry: Entry.
 export const enqueueElseRefresh = <I, A, E, R>(
   asked: Asked<I, A, E, R>,
   token: string | undefined
-): Effect.Effect<Option.Option<A>, E | FetchTimeout, R> =>
+): Effect.Effect<Option.Option<A>, E | FetchTimeout | KeyError, R> =>
   Effect.flatMap(
     enqueue(asked, "refreshing synchronously"),
     (queued) => queued === "queued" ? Effect.succeedNone : Effect.asSome(refreshNow(asked, token))
   )
 
 /** A shared fetch over `token`, or, when it is not known, over the token the store holds now (`""` if it cannot tell). */
-const refreshNow = <I, A, E, R>(asked: Asked<I, A, E, R>, token: string | undefined): Effect.Effect<A, E | FetchTimeout, R> =>
+const refreshNow = <I, A, E, R>(asked: Asked<I, A, E, R>, token: string | undefined): Effect.Effect<A, E | FetchTimeout | KeyError, R> =>
   token !== undefined
     ? fetchShared(asked, token)
     : Effect.flatMap(degrade(asked.store.engine.throttle, asked.job.name, tokenNow(asked), ""), (now) => fetchShared(asked, now))

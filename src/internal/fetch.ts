@@ -6,12 +6,13 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type { Claim, Service as StoreService, Tags } from "../CacheStore.js"
 import * as Entry from "../Entry.js"
-import { type CodecError, FetchTimeout, type StoreError } from "../Errors.js"
+import { type CodecError, FetchTimeout, type KeyError, type StoreError } from "../Errors.js"
 import { degrade } from "./faults.js"
 import * as Token from "./token.js"
-import type { Definition } from "./job.js"
+import { type Definition, tagsOf } from "./job.js"
 import * as Metrics from "./metrics.js"
 
 /**
@@ -44,7 +45,7 @@ export const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Dura
  * background budget (a failure is logged), only while the key's token is still `token`, and
  * the flight lasts until it is done.
  */
-export const fetchShared = <I, A, E, R>(target: Target<I, A, E, R>, token: string): Effect.Effect<A, E | FetchTimeout, R> =>
+export const fetchShared = <I, A, E, R>(target: Target<I, A, E, R>, token: string): Effect.Effect<A, E | FetchTimeout | KeyError, R> =>
   target.store.engine.flights.run(
     // Tokens hold no "|": one flight per token and key.
     `${token}|${target.key}`,
@@ -66,7 +67,7 @@ export const fetchShared = <I, A, E, R>(target: Target<I, A, E, R>, token: strin
  * Fetches and stores (`Job.refresh`), over what was there when it began; a failed store
  * write is logged, and the value still answered.
  */
-export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout, R> => {
+export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Effect<A, E | FetchTimeout | KeyError, R> => {
   const { throttle } = target.store.engine
   // A token that cannot be read is "": the value is then stored only where nothing is.
   return Effect.flatMap(degrade(throttle, target.job.name, tokenNow(target), ""), (token) =>
@@ -83,7 +84,7 @@ export const fetchAndStore = <I, A, E, R>(target: Target<I, A, E, R>): Effect.Ef
  */
 export const refreshAttempt = <I, A, E, R>(
   target: Target<I, A, E, R>
-): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R> =>
+): Effect.Effect<A, E | FetchTimeout | KeyError | StoreError | CodecError, R> =>
   Effect.flatMap(tokenNow(target), (token) =>
     fetchThen(target, "background", (entry) => Effect.as(write(target, entry, token), entry)).pipe(
       Effect.map((entry) => entry.value),
@@ -153,7 +154,7 @@ const fetchThen = <I, A, E, R, X, E2>(
   target: Target<I, A, E, R>,
   where: Metrics.FetchPlace,
   then: (entry: Entry.Value<A>) => Effect.Effect<X, E2>
-): Effect.Effect<X, E | FetchTimeout | E2, R> => {
+): Effect.Effect<X, E | FetchTimeout | KeyError | E2, R> => {
   const { input, job, key } = target
   const deadline = deadlineOf(target)
   const fetch = job.fetch(input).pipe(
@@ -162,7 +163,7 @@ const fetchThen = <I, A, E, R, X, E2>(
       captureStackTrace: false
     })
   )
-  const bounded: Effect.Effect<A, E | FetchTimeout, R> = Duration.isFinite(deadline)
+  const bounded: Effect.Effect<A, E | FetchTimeout | KeyError, R> = Duration.isFinite(deadline)
     ? fetch.pipe(
       Effect.disconnect,
       Effect.timeoutFail({ duration: deadline, onTimeout: () => new FetchTimeout({ job: job.name, key, millis: Duration.toMillis(deadline) }) }),
@@ -184,14 +185,16 @@ const fetchThen = <I, A, E, R, X, E2>(
       return bounded.pipe(
         Effect.ensuring(Effect.sync(() => histogram.unsafeUpdate(clock.unsafeCurrentTimeMillis() - start, []))),
         Effect.zip(Token.make),
-        Effect.flatMap(([value, token]) => {
+        Effect.flatMap(([value, token]): Effect.Effect<X, KeyError | E2> => {
           const now = clock.unsafeCurrentTimeMillis()
           const base = Entry.value(value, now, now + Duration.toMillis(job.expiry(input)), job.fingerprint, token)
           const entry = job.earlyRefresh === undefined ? base : Entry.with_(base, { delta: now - start })
-          const names = tags === undefined || job.tags === undefined ? [] : job.tags(input, value)
-          return tags === undefined || names.length === 0
+          if (tags === undefined) return then(entry)
+          const names = tagsOf(job, input, value)
+          if (Either.isLeft(names)) return Effect.fail(names.left)
+          return names.right.length === 0
             ? then(entry)
-            : Effect.flatMap(tokensOf(target, tags, names, before), (tokens) => then(Entry.with_(entry, { tags: tokens })))
+            : Effect.flatMap(tokensOf(target, tags, names.right, before), (tokens) => then(Entry.with_(entry, { tags: tokens })))
         })
       )
     }))
@@ -249,7 +252,7 @@ const claimThenFetch = <I, A, E, R>(
   target: Target<I, A, E, R>,
   claim: NonNullable<StoreService["claim"]>,
   token: string
-): Effect.Effect<Fetched<A>, E | FetchTimeout, R> =>
+): Effect.Effect<Fetched<A>, E | FetchTimeout | KeyError, R> =>
   Effect.clockWith((clock) => {
     const { job } = target
     const start = clock.unsafeCurrentTimeMillis()
@@ -274,7 +277,7 @@ const fetchHere = <I, A, E, R>(
   target: Target<I, A, E, R>,
   deadline: Duration.Duration,
   release: ((stored: boolean) => Effect.Effect<void>) | undefined
-): Effect.Effect<Fetched<A>, E | FetchTimeout, R> => {
+): Effect.Effect<Fetched<A>, E | FetchTimeout | KeyError, R> => {
   Metrics.bump(Metrics.forJob(target.job.name).syncFetches)
   const within = Duration.equals(deadline, deadlineOf(target))
     ? target

@@ -12,6 +12,7 @@ import { globalValue } from "effect/GlobalValue"
 import { pipeArguments } from "effect/Pipeable"
 import { CacheStore, type Service as StoreService } from "../CacheStore.js"
 import { KeyError } from "../Errors.js"
+import { describe } from "./describe.js"
 import type * as Job from "../Job.js"
 import * as Key from "../Key.js"
 import * as Policy from "../Policy.js"
@@ -19,7 +20,7 @@ import type { QueueOptions } from "../RefreshQueue.js"
 import type { SchemaOf } from "./codec.js"
 import * as Durations from "./duration.js"
 import { fingerprint, fingerprintOf } from "./fingerprint.js"
-import { func, integer, nonEmpty } from "./options.js"
+import { func, integer, maxAttempts, maxNameBytes, maxPriority, queueName, wellFormed } from "./options.js"
 
 export const TypeId: Job.TypeId = Symbol.for("effect-cacheback/Job") as Job.TypeId
 
@@ -128,6 +129,15 @@ export const make = <I, A, E, R>(options: {
   if (typeof name !== "string" || name.trim() === "") {
     throw new TypeError(`Job.make: expected a non-empty name, got ${JSON.stringify(name)}`)
   }
+  const bytes = Buffer.byteLength(name, "utf8")
+  if (bytes > maxNameBytes) {
+    throw new RangeError(
+      `Job.make: expected a name of at most ${maxNameBytes} UTF-8 bytes (it is in every key, task and metric label), got one of ${bytes} starting ${JSON.stringify(name.slice(0, 40))}`
+    )
+  }
+  if (!wellFormed(name)) {
+    throw new TypeError(`Job.make: expected a name without lone surrogates (UTF-8 cannot tell it from another), got ${JSON.stringify(name)}`)
+  }
   if (typeof options.fetch !== "function") {
     throw new TypeError(`Job.make: expected fetch to be a function (input) => Effect for job "${name}"`)
   }
@@ -164,14 +174,53 @@ export const withKey = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, f: (input: I
   const start = Key.prefix(self.name)
   return copy(self, {
     key: (input) => {
-      const key = f(input)
-      return typeof key === "string"
+      let key: unknown
+      try {
+        key = f(input)
+      } catch (cause) {
+        return Either.left(new KeyError({ job: self.name, path: "$", reason: `the withKey function threw: ${describe(cause)}` }))
+      }
+      if (typeof key !== "string") {
+        return Either.left(new KeyError({ job: self.name, path: "$", reason: `the withKey function returned ${typeof key}, not a string` }))
+      }
+      // Two strings with lone surrogates can be the same UTF-8 bytes (a Redis key): refused.
+      return wellFormed(key)
         ? Either.right(`${start}:${key}`)
-        : Either.left(
-          new KeyError({ job: self.name, path: "$", reason: `the withKey function returned ${typeof key}, not a string` })
-        )
+        : Either.left(new KeyError({ job: self.name, path: "$", reason: `the withKey function returned a string with a lone surrogate (${JSON.stringify(key)}), which UTF-8 cannot tell from another` }))
     }
   })
+}
+
+
+/**
+ * The tags of a fetched or set value (`withTags`): strings without a lone surrogate, else a
+ * `KeyError` naming the first that is not (a function that throws is one too).
+ */
+export const tagsOf = <I, A>(
+  job: { readonly name: string; readonly tags?: ((input: I, value: A) => ReadonlyArray<string>) | undefined },
+  input: I,
+  value: A
+): Either.Either<ReadonlyArray<string>, KeyError> => {
+  if (job.tags === undefined) return Either.right([])
+  let names: unknown
+  try {
+    names = job.tags(input, value)
+  } catch (cause) {
+    return Either.left(new KeyError({ job: job.name, path: "tags", reason: `the withTags function threw: ${describe(cause)}` }))
+  }
+  if (!Array.isArray(names)) {
+    return Either.left(new KeyError({ job: job.name, path: "tags", reason: `the withTags function returned ${typeof names}, not an array of strings` }))
+  }
+  for (let i = 0; i < names.length; i++) {
+    const name: unknown = names[i]
+    if (typeof name !== "string") {
+      return Either.left(new KeyError({ job: job.name, path: `tags[${i}]`, reason: `the withTags function returned a ${typeof name}, not a string` }))
+    }
+    if (!wellFormed(name)) {
+      return Either.left(new KeyError({ job: job.name, path: `tags[${i}]`, reason: `the tag ${JSON.stringify(name)} has a lone surrogate, which UTF-8 cannot tell from another` }))
+    }
+  }
+  return Either.right(names as ReadonlyArray<string>)
 }
 
 export const withLifetime = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, lifetime: Duration.DurationInput): Stored<I, A, E, R, S> =>
@@ -183,7 +232,7 @@ export const withExpiry = <I, A, E, R, S>(
 ): Stored<I, A, E, R, S> => copy(self, { expiry: Durations.decodeWith("Job.withExpiry", func("Job.withExpiry", f)) })
 
 export const withRefreshTimeout = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, timeout: DurationOrFunction<I>): Stored<I, A, E, R, S> =>
-  copy(self, { refreshTimeout: durationOrFunction("Job.withRefreshTimeout", timeout) })
+  copy(self, { refreshTimeout: durationOrFunction("Job.withRefreshTimeout", timeout, { timer: true }) })
 
 export const withCacheTtl = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, ttl: DurationOrFunction<I>): Stored<I, A, E, R, S> =>
   copy(self, { cacheTtl: durationOrFunction("Job.withCacheTtl", ttl) })
@@ -191,8 +240,8 @@ export const withCacheTtl = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, ttl: Du
 export const withFetchTimeout = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, timeout: DurationOrFunction<I>): Stored<I, A, E, R, S> =>
   copy(self, {
     fetchTimeout: typeof timeout === "function"
-      ? Durations.decodeWith("Job.withFetchTimeout", timeout, { infinite: true })
-      : constant(Durations.decode("Job.withFetchTimeout", timeout, { infinite: true }))
+      ? Durations.decodeWith("Job.withFetchTimeout", timeout, { infinite: true, timer: true })
+      : constant(Durations.decode("Job.withFetchTimeout", timeout, { infinite: true, timer: true }))
   })
 
 export const withSyncOnMiss = <I, A, E, R, S>(
@@ -303,8 +352,12 @@ export const currentSpans = globalValue(Symbol.for("effect-cacheback/currentSpan
 
 type DurationOrFunction<I> = Duration.DurationInput | ((input: I) => Duration.DurationInput)
 
-const durationOrFunction = <I>(where: string, value: DurationOrFunction<I>): (input: I) => Duration.Duration =>
-  typeof value === "function" ? Durations.decodeWith(where, value) : constant(Durations.decode(where, value))
+const durationOrFunction = <I>(
+  where: string,
+  value: DurationOrFunction<I>,
+  limits?: Durations.Limits
+): (input: I) => Duration.Duration =>
+  typeof value === "function" ? Durations.decodeWith(where, value, limits) : constant(Durations.decode(where, value, limits))
 
 const queueOptions = (options: Job.QueueOptionsInput): QueueOptions => {
   const where = "Job.withQueueOptions"
@@ -316,12 +369,12 @@ const queueOptions = (options: Job.QueueOptionsInput): QueueOptions => {
     throw new TypeError(`${where}: expected backoff.type "fixed" or "exponential", got ${JSON.stringify(backoff.type)}`)
   }
   return {
-    queue: queue === undefined ? undefined : nonEmpty(where, "queue", queue, "name a BullMQ queue, or leave it out"),
-    priority: priority === undefined ? undefined : integer(where, "priority", priority, 0),
-    attempts: attempts === undefined ? undefined : integer(where, "attempts", attempts, 1),
+    queue: queue === undefined ? undefined : queueName(where, "queue", queue),
+    priority: priority === undefined ? undefined : integer(where, "priority", priority, 0, maxPriority),
+    attempts: attempts === undefined ? undefined : integer(where, "attempts", attempts, 1, maxAttempts),
     backoff: backoff === undefined
       ? undefined
-      : { type: backoff.type, delay: Duration.toMillis(Durations.decode(`${where} backoff.delay`, backoff.delay)) }
+      : { type: backoff.type, delay: Duration.toMillis(Durations.decode(`${where} backoff.delay`, backoff.delay, { timer: true })) }
   }
 }
 

@@ -19,7 +19,7 @@ interface Slot {
   used: boolean
 }
 
-export const make = (capacity: number): Backend => {
+export const make = (capacity: number, tagCapacity: number): Backend => {
   // A Map iterates in insertion order: the front holds the entries written longest ago.
   const slots = new Map<string, Slot>()
   // An entry comes back as the job whose key it is stored it: the store does not check it.
@@ -48,20 +48,34 @@ export const make = (capacity: number): Backend => {
   }
   const withNow = <A>(f: (now: number) => A) =>
     Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
-  // Tags live apart from the entries, at most `capacity` of them: a tag forgotten only
-  // makes its entries stale. In one process a counter is as good as a random token.
+  // Tags live apart from the entries, at most `tagCapacity` of them (the oldest given
+  // forgotten first): a tag forgotten only makes its entries stale. In one process a
+  // counter is as good as a random token.
   const tags = new Map<string, string>()
   let tokens = 0
   let invalidations = 0
+  let warned = false
   const give = (name: string) => {
-    if (!tags.delete(name) && tags.size >= capacity) tags.delete(tags.keys().next().value!)
+    if (!tags.delete(name) && tags.size >= tagCapacity) tags.delete(tags.keys().next().value!)
     const token = String(++tokens)
     tags.set(name, token)
     return token
   }
   return {
     tags: {
-      tokens: (names, create) => Effect.sync(() => names.map((name) => tags.get(name) ?? (create ? give(name) : undefined))),
+      tokens: (names, create) => {
+        const tokens = Effect.sync(() => names.map((name) => tags.get(name) ?? (create ? give(name) : undefined)))
+        if (names.length <= tagCapacity || warned) return tokens
+        // Its own tokens evict each other: such an entry is stale at every read. Said once.
+        warned = true
+        return Effect.zipLeft(
+          tokens,
+          Effect.logWarning(
+            `cacheback: an entry has ${names.length} tags, more than the memory store's tagCapacity (${tagCapacity}): ` +
+              `it is stale at every read; give CacheStore.layerMemory a larger tagCapacity`
+          )
+        )
+      },
       unsafeTokens: (names) => names.map((name) => tags.get(name)),
       generation: Effect.sync(() => String(invalidations)),
       invalidate: (names) =>

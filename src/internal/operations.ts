@@ -5,6 +5,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as CacheStore from "../CacheStore.js"
 import * as Entry from "../Entry.js"
@@ -12,7 +13,7 @@ import type { CodecError, FetchTimeout, KeyError, StoreError } from "../Errors.j
 import type { RefreshQueue } from "../RefreshQueue.js"
 import { enqueueElseRefresh } from "./background.js"
 import { fetchAndStore, recorded, refreshAttempt, Target, tombstoneOf, write } from "./fetch.js"
-import type { Stored } from "./job.js"
+import { type Stored, tagsOf } from "./job.js"
 import * as Metrics from "./metrics.js"
 import * as Token from "./token.js"
 import { current, type Read, resolve, traced, unkeyed } from "./read.js"
@@ -78,16 +79,17 @@ export const set = <I, A, E, R, S>(
   value: A
 ): Effect.Effect<void, KeyError | StoreError | CodecError, S> =>
   operate(self, input, "set", (read) =>
-    Effect.flatMap(Token.make, (token) => {
+    Effect.flatMap(Token.make, (token): Effect.Effect<void, KeyError | StoreError | CodecError> => {
       const now = read.clock.unsafeCurrentTimeMillis()
       const entry = Entry.value(value, now, now + Duration.toMillis(self.expiry(input)), self.fingerprint, token)
       // A value set by hand records its tags' tokens as they are now, as a fetched one does,
       // so that a later invalidation of a tag makes it stale.
       const tags = read.store.tags
-      const names = self.tags === undefined || tags === undefined ? [] : self.tags(input, value)
-      const tagged = names.length === 0
+      const names = tags === undefined ? Either.right([]) : tagsOf(self, input, value)
+      if (Either.isLeft(names)) return Effect.fail(names.left)
+      const tagged = names.right.length === 0
         ? Effect.succeed(entry)
-        : Effect.map(tags!.tokens(names, true), (tokens) => Entry.with_(entry, { tags: recorded(names, tokens) }))
+        : Effect.map(tags!.tokens(names.right, true), (tokens) => Entry.with_(entry, { tags: recorded(names.right, tokens) }))
       return Effect.asVoid(Effect.flatMap(tagged, (entry) => write(read, entry, undefined)))
     }))
 
@@ -107,7 +109,7 @@ export const refreshTask = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I,
   key: string
-): Effect.Effect<A, E | FetchTimeout | StoreError | CodecError, R | S> =>
+): Effect.Effect<A, E | FetchTimeout | KeyError | StoreError | CodecError, R | S> =>
   Effect.flatMap(self.store, (store) => refreshAttempt(new Target(self, input, key, store)))
 
 export const metrics = (self: { readonly name: string }): Metrics.JobMetrics => Metrics.forJob(self.name)

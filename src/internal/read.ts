@@ -80,7 +80,7 @@ export const lookup = <I, A, E, R, S>(
 ): Effect.Effect<Job.Lookup<unknown, unknown>, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
   Effect.withFiberRuntime((fiber) => {
     const read = resolve(job, input, fiber, "lookup")
-    return unkeyed(read) ? Effect.fail(read) : traced(read, "get", run(read) as Effect.Effect<Found<unknown, unknown>, E | FetchTimeout, R>)
+    return unkeyed(read) ? Effect.fail(read) : traced(read, "get", run(read) as Effect.Effect<Found<unknown, unknown>, E | FetchTimeout | KeyError, R>)
   })
 
 /**
@@ -192,7 +192,7 @@ const atOnce = <X, E, R>(step: X | Later<X, E, R>): Effect.Effect<X, E, R> => la
  * functions of their own (`afterLookUp`, …): a closure in these functions would make V8
  * allocate a context for their variables on every call, hits included (BENCHMARKS.md).
  */
-const run = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<unknown, E | FetchTimeout, R> => {
+const run = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<unknown, E | FetchTimeout | KeyError, R> => {
   const at = read.clock.unsafeCurrentTimeMillis()
   const entry = lookUp(read, at)
   return later(entry) ? afterLookUp(read, entry) : fromEntry(read, entry, at)
@@ -203,7 +203,7 @@ const fromEntry = <I, A, E, R>(
   read: Read<I, A, E, R>,
   entry: Option.Option<Entry.Entry<A>>,
   at: number
-): Effect.Effect<unknown, E | FetchTimeout, R> => {
+): Effect.Effect<unknown, E | FetchTimeout | KeyError, R> => {
   const decision = decide(read, entry, at)
   if (later(decision)) return afterDecision(read, decision, entry)
   const found = act(read, decision, entry)
@@ -217,13 +217,13 @@ const afterDecision = <I, A, E, R>(
   read: Read<I, A, E, R>,
   decision: Later<Policy.Decision<A>>,
   entry: Option.Option<Entry.Entry<A>>
-): Effect.Effect<unknown, E | FetchTimeout, R> =>
+): Effect.Effect<unknown, E | FetchTimeout | KeyError, R> =>
   Effect.flatMap(decision.effect, (decision) => {
     const found = act(read, decision, entry)
     return later(found) ? afterAct(read, found) : answered(read, found)
   })
 
-const afterAct = <I, A, E, R>(read: Read<I, A, E, R>, found: Later<Found<unknown, unknown>, E | FetchTimeout, R>) =>
+const afterAct = <I, A, E, R>(read: Read<I, A, E, R>, found: Later<Found<unknown, unknown>, E | FetchTimeout | KeyError, R>) =>
   Effect.flatMap(found.effect, (found) => answered(read, found))
 
 /** The answer, the status recorded on the read's span when it has one. */
@@ -236,7 +236,7 @@ const answered = <I, A, E, R>(read: Read<I, A, E, R>, found: Found<unknown, unkn
 const runMany = <I, A, E, R, S>(
   job: Stored<I, A, E, R, S>,
   reads: ReadonlyArray<Read<I, A, E, R>>
-): Effect.Effect<Array<unknown>, E | FetchTimeout, R> => {
+): Effect.Effect<Array<unknown>, E | FetchTimeout | KeyError, R> => {
   if (reads.length === 0) return Effect.succeed([])
   const { clock, store } = reads[0]!
   const none = reads.map(() => Option.none<Entry.Entry<A>>())
@@ -245,7 +245,7 @@ const runMany = <I, A, E, R, S>(
     const at = clock.unsafeCurrentTimeMillis()
     const values: Array<unknown> = new Array(reads.length)
     // What cannot be answered at once (a fetch, a background write, a tag check, a draw).
-    const rest: Array<Effect.Effect<void, E | FetchTimeout, R>> = []
+    const rest: Array<Effect.Effect<void, E | FetchTimeout | KeyError, R>> = []
     for (let i = 0; i < reads.length; i++) {
       const read = reads[i]!
       const entry = entries[i]!
@@ -380,7 +380,7 @@ export const act = <I, A, E, R>(
   read: Read<I, A, E, R>,
   decision: Policy.Decision<A>,
   entry: Option.Option<Entry.Entry<A>>
-): Found<unknown, unknown> | Later<Found<unknown, unknown>, E | FetchTimeout, R> => {
+): Found<unknown, unknown> | Later<Found<unknown, unknown>, E | FetchTimeout | KeyError, R> => {
   const counters = Metrics.forJob(read.job.name)
   switch (decision._tag) {
     case "Hit": {
@@ -420,7 +420,7 @@ const fetchNow = <I, A, E, R>(
   read: Read<I, A, E, R>,
   decision: Policy.Decision<A> & { readonly _tag: "Fetch" },
   token: string
-): Effect.Effect<Found<unknown, unknown>, E | FetchTimeout, R> => {
+): Effect.Effect<Found<unknown, unknown>, E | FetchTimeout | KeyError, R> => {
   const { fallback, status } = decision
   const fetched = Effect.map(fetchShared(read, token), (value): Found<unknown, unknown> => new Found(value, status, true))
   return fallback === undefined ? fetched : Effect.catchAll(fetched, (error) => staleIfError(read, fallback, error))

@@ -43,7 +43,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { describe } from "../internal/describe.js"
 import { Throttle } from "../internal/faults.js"
-import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
+import { integer, maxConcurrency, nonEmpty, positiveMillis } from "../internal/options.js"
 import * as Refresh from "../internal/refresh.js"
 import * as Job from "../Job.js"
 import { BullRefreshQueue, close } from "./BullRefreshQueue.js"
@@ -413,7 +413,7 @@ const validate = (where: string, options: Options<ReadonlyArray<Job.Job.Any>>): 
   return {
     jobs,
     name: options.name === undefined ? `${hostname()}:${process.pid}` : nonEmpty(where, "name", options.name, "or leave it out"),
-    concurrency: integer(where, "concurrency", options.concurrency ?? 1, 1),
+    concurrency: integer(where, "concurrency", options.concurrency ?? 1, 1, maxConcurrency),
     lockDuration: positiveMillis(`${where} lockDuration`, options.lockDuration ?? "30 seconds"),
     stalledInterval: positiveMillis(`${where} stalledInterval`, options.stalledInterval ?? "30 seconds"),
     maxStalledCount: integer(where, "maxStalledCount", options.maxStalledCount ?? 1, 0),

@@ -320,6 +320,21 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
     return tagRaceScenario(named("taggedRaceStore"), isStored).pipe(Effect.provide(store(at)))
   })
 
+  it.live("tags: invalidating 100,000 tags at once works (in chunks), and each of them is invalidated", () => {
+    const at = prefix("many-tags")
+    return Effect.gen(function*() {
+      const names = Array.from({ length: 100_000 }, (_, i) => `t${i}`)
+      const job = Job.make({ name: named("manyTags"), fetch: (i: number) => Effect.succeed(i) }).pipe(
+        Job.withTags((i) => [`t${i}`])
+      )
+      yield* Job.get(job, 99_999)
+      yield* isStored(job, 99_999)
+      expect((yield* Job.lookup(job, 99_999)).status).toBe("hit")
+      yield* CacheStore.invalidateTags(names)
+      expect((yield* Job.lookup(job, 99_999)).status).toBe("stale")
+    }).pipe(Effect.provide(store(at)))
+  }, 30_000)
+
   it.live("no lost write: a set, delete or invalidate during a slower fetch is never overwritten by it", () => {
     const at = prefix("lost-write")
     return lostWriteScenario(named("lostWrite"), supersededAtLeast).pipe(Effect.provide(store(at)))

@@ -8,13 +8,31 @@
  * All of a prefix's tag keys share one hash tag (`keys.ts`), so that the scripts touching
  * several of them stay in one slot of a cluster.
  */
-import { randomUUID } from "node:crypto"
 import * as Effect from "effect/Effect"
 import type { Cluster, Redis } from "ioredis"
 import type { Tags } from "../../CacheStore.js"
 import { StoreError } from "../../Errors.js"
 import type { Layout } from "./keys.js"
+import * as Token from "../../internal/token.js"
 import type { Reads } from "./reads.js"
+
+/**
+ * Tags per script call: a call's arguments are spread onto the stack (10⁵ of them overflow
+ * it) and one script blocks Redis for its length.
+ */
+const chunk = 1_000
+
+const chunks = <A>(all: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < all.length; i += chunk) out.push(all.slice(i, i + chunk))
+  return out
+}
+
+/** The tags an error names: the first few, and how many. */
+const named = (names: ReadonlyArray<string>): string =>
+  names.length <= 5 ? names.join(", ") : `${names.slice(0, 5).join(", ")}, … (${names.length} tags)`
+
+const tokens = (n: number) => Effect.replicateEffect(Token.make, n)
 
 /** Reads each tag's token, giving one to a tag without: `KEYS` the tags, `ARGV` fresh tokens. */
 const tokensOrCreate = `
@@ -61,28 +79,28 @@ export const make = (client: Redis | Cluster, reads: Reads, layout: Layout, time
       names.length === 0
         ? Effect.succeed([])
         : create
-        ? run("get", names.join(", "), () =>
-          client.eval(tokensOrCreate, names.length, ...names.map(keyOf), ...names.map(() => randomUUID())) as Promise<
-            Array<string>
-          >)
+        ? Effect.map(
+          Effect.forEach(chunks(names), (part) =>
+            Effect.flatMap(tokens(part.length), (fresh) =>
+              run("get", named(part), () =>
+                client.eval(tokensOrCreate, part.length, ...part.map(keyOf), ...fresh) as Promise<Array<string>>))),
+          (parts) => parts.flat()
+        )
         : Effect.async<ReadonlyArray<string | undefined>, StoreError>((resume) => {
           reads.getAll(names.map(keyOf), (cause, tokens) =>
             resume(
               cause == null
                 ? Effect.succeed(tokens.map((token) => token ?? undefined))
-                : Effect.fail(new StoreError({ operation: "get", key: names.join(", "), cause }))
+                : Effect.fail(new StoreError({ operation: "get", key: named(names), cause }))
             ))
         }),
     generation: Effect.map(run("get", generationKey, () => client.get(generationKey)), (token) => token ?? ""),
+    // In chunks, one after another, each moving the generation: a failure part-way fails the
+    // call, and the chunks before it stay invalidated (DESIGN.md §8.3).
     invalidate: (names) =>
-      Effect.asVoid(run("invalidateTags", names.join(", "), () =>
-        client.eval(
-          invalidateAll,
-          names.length + 1,
-          ...names.map(keyOf),
-          generationKey,
-          ...names.map(() => randomUUID()),
-          randomUUID()
-        )))
+      Effect.forEach(chunks(names), (part) =>
+        Effect.flatMap(tokens(part.length + 1), (fresh) =>
+          run("invalidateTags", named(part), () =>
+            client.eval(invalidateAll, part.length + 1, ...part.map(keyOf), generationKey, ...fresh))), { discard: true })
   }
 }
