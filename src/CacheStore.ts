@@ -141,6 +141,12 @@ export interface ClaimOptions<A> {
   readonly accept: (entry: Entry.Entry<A>) => entry is Entry.Value<A>
   /** `Clock` time (epoch ms) past which the caller waits no longer. */
   readonly until: number
+  /**
+   * `Clock` time (epoch ms) when the caller's read began: the claim's own store commands
+   * end within one store timeout of it (the read's lookup spent part of it), so that a read
+   * waits for the store at most once.
+   */
+  readonly since: number
 }
 
 /**

@@ -45,7 +45,11 @@ export const deadlineOf = <I, A, E, R>({ input, job }: Target<I, A, E, R>): Dura
  * background budget (a failure is logged), only while the key's token is still `token`, and
  * the flight lasts until it is done.
  */
-export const fetchShared = <I, A, E, R>(target: Target<I, A, E, R>, token: string): Effect.Effect<A, E | FetchTimeout | KeyError, R> =>
+export const fetchShared = <I, A, E, R>(
+  target: Target<I, A, E, R>,
+  token: string,
+  since?: number
+): Effect.Effect<A, E | FetchTimeout | KeyError, R> =>
   target.store.engine.flights.run(
     // Tokens hold no "|": one flight per token and key.
     `${token}|${target.key}`,
@@ -53,7 +57,7 @@ export const fetchShared = <I, A, E, R>(target: Target<I, A, E, R>, token: strin
       // With "cluster", the flight of this process coordinates with those of the others
       // through the store, when the store can (DESIGN.md §3.1).
       const claim = target.job.singleFlight === "cluster" ? target.store.claim : undefined
-      return claim === undefined ? fetchHere(target, deadlineOf(target), undefined) : claimThenFetch(target, claim, token)
+      return claim === undefined ? fetchHere(target, deadlineOf(target), undefined) : claimThenFetch(target, claim, token, since)
     }),
     {
       then: (fetched) => fetched.found ? Effect.void : storeFetched(target, fetched, token),
@@ -251,7 +255,8 @@ class Fetched<A> {
 const claimThenFetch = <I, A, E, R>(
   target: Target<I, A, E, R>,
   claim: NonNullable<StoreService["claim"]>,
-  token: string
+  token: string,
+  since: number | undefined
 ): Effect.Effect<Fetched<A>, E | FetchTimeout | KeyError, R> =>
   Effect.clockWith((clock) => {
     const { job } = target
@@ -260,7 +265,7 @@ const claimThenFetch = <I, A, E, R>(
     // A value written since this read's lookup (another token) is what it wanted.
     const accept = (entry: Entry.Entry<A>): entry is Entry.Value<A> =>
       entry._tag === "Value" && entry.fingerprint === job.fingerprint && (entry.token ?? "") !== token
-    return Effect.flatMap(claim<A>(target.key, job.valueSchema, { accept, until: start + deadline }), (claimed: Claim<A>) => {
+    return Effect.flatMap(claim<A>(target.key, job.valueSchema, { accept, until: start + deadline, since: since ?? start }), (claimed: Claim<A>) => {
       if (claimed._tag === "Found") return Effect.succeed(new Fetched(claimed.entry, undefined, true))
       const left = start + deadline - clock.unsafeCurrentTimeMillis()
       if (claimed._tag === "Alone") return left > 0 ? fetchHere(target, Duration.millis(left), undefined) : timedOut(target, deadline)

@@ -50,6 +50,8 @@ export class Read<I, A, E, R> implements Asked<I, A, E, R> {
     /** In a span of the operation, which records the status found. */
     readonly traced: boolean
   ) {}
+  /** When its lookup began: its store commands share one timeout from then (DESIGN.md §6). */
+  since = 0
 }
 
 /** What a read found: `lookup`'s answer (a `Job.Lookup`), and what `get`'s is made from. */
@@ -194,6 +196,7 @@ const atOnce = <X, E, R>(step: X | Later<X, E, R>): Effect.Effect<X, E, R> => la
  */
 const run = <I, A, E, R>(read: Read<I, A, E, R>): Effect.Effect<unknown, E | FetchTimeout | KeyError, R> => {
   const at = read.clock.unsafeCurrentTimeMillis()
+  read.since = at
   const entry = lookUp(read, at)
   return later(entry) ? afterLookUp(read, entry) : fromEntry(read, entry, at)
 }
@@ -241,6 +244,8 @@ const runMany = <I, A, E, R, S>(
   const { clock, store } = reads[0]!
   const none = reads.map(() => Option.none<Entry.Entry<A>>())
   const keys = reads.map((read) => read.key)
+  const since = clock.unsafeCurrentTimeMillis()
+  for (const read of reads) read.since = since
   return Effect.flatMap(degrade(store.engine.throttle, job.name, store.getMany(keys, job.valueSchema), none), (entries) => {
     const at = clock.unsafeCurrentTimeMillis()
     const values: Array<unknown> = new Array(reads.length)
@@ -422,7 +427,7 @@ const fetchNow = <I, A, E, R>(
   token: string
 ): Effect.Effect<Found<unknown, unknown>, E | FetchTimeout | KeyError, R> => {
   const { fallback, status } = decision
-  const fetched = Effect.map(fetchShared(read, token), (value): Found<unknown, unknown> => new Found(value, status, true))
+  const fetched = Effect.map(fetchShared(read, token, read.since), (value): Found<unknown, unknown> => new Found(value, status, true))
   return fallback === undefined ? fetched : Effect.catchAll(fetched, (error) => staleIfError(read, fallback, error))
 }
 

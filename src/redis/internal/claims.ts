@@ -57,10 +57,12 @@ const alone: Claim<never> = { _tag: "Alone" }
 
 export const make = (settings: ClaimSettings) => {
   const { client, layout, scope, timeout, tracking, ttl } = settings
-  const command = (script: Scripts.Script, args: ReadonlyArray<string | number>) =>
-    Effect.tryPromise(() => Scripts.run(client, script, args)).pipe(
-      Effect.timeoutFail({ duration: Duration.millis(timeout), onTimeout: () => new Error("timed out") })
-    )
+  const command = (script: Scripts.Script, args: ReadonlyArray<string | number>, within = timeout) =>
+    within <= 0
+      ? Effect.fail(new Error("timed out"))
+      : Effect.tryPromise(() => Scripts.run(client, script, args)).pipe(
+        Effect.timeoutFail({ duration: Duration.millis(within), onTimeout: () => new Error("timed out") })
+      )
 
   return <A>(key: string, schema: SchemaOf<A> | undefined, options: ClaimOptions<A>): Effect.Effect<Claim<A>> => {
     const lock = layout.lock(key)
@@ -107,8 +109,10 @@ export const make = (settings: ClaimSettings) => {
 
     /** Takes the lock, or finds who holds it. */
     type Taken = Claim<A> | { readonly _tag: "Held"; readonly holder: string }
-    const take: Effect.Effect<Taken, unknown> = Effect.flatMap(
-      command(Scripts.acquire, [lock, entryKey, token, ttl]),
+    // First a command of the read, within what is left of its store timeout; after a wait,
+    // within the store timeout and the caller's deadline.
+    const take = (within: (now: number) => number): Effect.Effect<Taken, unknown> => Effect.flatMap(
+      Effect.clockWith((clock) => command(Scripts.acquire, [lock, entryKey, token, ttl], within(clock.unsafeCurrentTimeMillis()))),
       (reply): Effect.Effect<Taken> => {
         const [holder, text] = reply as [string, string | null]
         const found = accepted(text)
@@ -135,7 +139,10 @@ export const make = (settings: ClaimSettings) => {
             if (held === holder) return wait(holder, next)
             // Its fetch ended without a value: fetch here.
             if (held !== null && held.startsWith("!")) return Effect.succeed(alone)
-            return Effect.flatMap(take, (taken) => taken._tag === "Held" ? wait(taken.holder, firstPoll) : Effect.succeed(taken))
+            return Effect.flatMap(
+              take((now) => Math.min(timeout, options.until - now)),
+              (taken) => taken._tag === "Held" ? wait(taken.holder, firstPoll) : Effect.succeed(taken)
+            )
           })
         )
       })
@@ -153,7 +160,7 @@ export const make = (settings: ClaimSettings) => {
 
     // A key whose entry and lock are in two slots of a cluster cannot take a lock by script.
     if (!settings.answering() || !layout.lockable(key)) return Effect.succeed(alone)
-    return take.pipe(
+    return take((now) => options.since + timeout - now).pipe(
       Effect.flatMap((taken) => taken._tag === "Held" ? wait(taken.holder, firstPoll) : Effect.succeed(taken)),
       Effect.orElseSucceed(() => alone as Claim<A>)
     )

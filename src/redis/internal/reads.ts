@@ -197,7 +197,14 @@ const gather = (count: number, done: Gathered) => {
 }
 
 const batched = (roundTrip: RoundTrip, options: Options) => {
-  const trips = overdue<Sent>(options, (sent, error) => settle(sent.reads, error, null, undefined))
+  // The reads waiting behind an overdue round trip fail with it: they wait for the same
+  // connection, and would otherwise start their own timeout only once it failed (a read
+  // waiting two timeouts: DESIGN.md §6).
+  const trips = overdue<Sent>(options, (sent, error) => {
+    const behind = waiting
+    waiting = []
+    settle(behind.length === 0 ? sent.reads : sent.reads.concat(behind), error, null, undefined)
+  })
   const inFlight = trips.open
   let scheduled = false
   let waiting: Array<Waiting> = []
