@@ -25,7 +25,7 @@ import type * as Metrics from "./internal/metrics.js"
 import * as operations from "./internal/operations.js"
 import * as read from "./internal/read.js"
 import type * as Policy from "./Policy.js"
-import type { QueueOptions, RefreshQueue } from "./RefreshQueue.js"
+import type { Policy as TaskPolicy, QueueOptions, RefreshQueue } from "./RefreshQueue.js"
 
 /**
  * @since 0.1.0
@@ -868,7 +868,8 @@ export const invalidateTags: {
  * One attempt at a refresh: fetch, store, count. What a queue runs for a task (a worker, or
  * an in-process queue), retrying it per the job's queue options: it fails when the fetch
  * fails, when the value cannot be stored (so that a lost write is retried too) and with a
- * `KeyError` when the value's tags are not strings (`withTags`).
+ * `KeyError` when the value's tags are not strings (`withTags`). With `policy` (a task's:
+ * its producer's lifetime and cache TTL), the value is stored with those.
  *
  * @since 0.1.0
  * @category operations
@@ -876,7 +877,8 @@ export const invalidateTags: {
 export const refreshTask: <I, A, E, R, S>(
   self: Job<I, A, E, R, unknown, unknown, boolean, S>,
   input: I,
-  key: string
+  key: string,
+  policy?: TaskPolicy
 ) => Effect.Effect<A, E | FetchTimeout | KeyError | StoreError | CodecError, R | S> = operations.refreshTask
 
 /**

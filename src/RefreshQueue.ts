@@ -54,11 +54,28 @@ export interface Task {
   readonly inputSchema: Schema.Schema.AnyNoContext | undefined
   readonly options: QueueOptions
   /**
+   * The lifetime and cache TTL (ms) the producer's job gives the input: a worker stores the
+   * refreshed value with them rather than with its own job's (a job derived with another
+   * lifetime shares the registered job's entries).
+   */
+  readonly policy?: Policy | undefined
+  /**
    * The span of the request that enqueued it, if it was traced: a refresh's
    * `cacheback.refresh` span is a root span with a link to it (the request has long ended).
    */
   readonly span?: Tracer.AnySpan | undefined
   readonly refresh: Effect.Effect<void, unknown>
+}
+
+/**
+ * What a task says of how to store its refresh (`Task.policy`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Policy {
+  readonly lifetime: number
+  readonly cacheTtl: number
 }
 
 /**

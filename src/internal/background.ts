@@ -7,6 +7,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
@@ -106,6 +107,7 @@ export const enqueue = <I, A, E, R>(asked: Asked<I, A, E, R>, fallback: string):
     input: asked.input,
     inputSchema: job.inputSchema,
     options: job.queueOptions,
+    policy: { lifetime: Duration.toMillis(job.expiry(asked.input)), cacheTtl: Duration.toMillis(job.cacheTtl(asked.input)) },
     // The span of the request that asked, for the refresh's span to link to.
     span: Option.getOrUndefined(Context.getOption(asked.context, Tracer.ParentSpan)),
     // One attempt with the caller's services, in a scope of its own: the caller's scope (a

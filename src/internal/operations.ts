@@ -10,7 +10,7 @@ import * as Option from "effect/Option"
 import * as CacheStore from "../CacheStore.js"
 import * as Entry from "../Entry.js"
 import type { CodecError, FetchTimeout, KeyError, StoreError } from "../Errors.js"
-import type { RefreshQueue } from "../RefreshQueue.js"
+import type * as RefreshQueue from "../RefreshQueue.js"
 import { enqueueElseRefresh } from "./background.js"
 import { fetchAndStore, recorded, refreshAttempt, Target, tombstoneOf, write } from "./fetch.js"
 import { type Stored, tagsOf } from "./job.js"
@@ -36,7 +36,7 @@ export const refresh = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): E
 export const asyncRefresh = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
-): Effect.Effect<void, E | FetchTimeout | KeyError, R | S | RefreshQueue> =>
+): Effect.Effect<void, E | FetchTimeout | KeyError, R | S | RefreshQueue.RefreshQueue> =>
   operate(self, input, "asyncRefresh", (read) => Effect.asVoid(enqueueElseRefresh(read, undefined)))
 
 /**
@@ -48,7 +48,7 @@ export const asyncRefresh = <I, A, E, R, S>(
 export const invalidate = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
-): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue> =>
+): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue.RefreshQueue> =>
   operate(self, input, "invalidate", (read) =>
     Effect.flatMap(Effect.zip(read.store.get(read.key, self.valueSchema), Token.make), ([stored, token]) => {
       const entry = current(self, stored)
@@ -104,13 +104,23 @@ export const rawGet = <I, A, E, R, S>(
       return entry._tag === "Some" && entry.value._tag === "Tombstone" ? Option.none() : entry
     }))
 
-/** A queue's attempt at a task: the task's key (which a worker checked is `job.key(input)`) on the job's store. */
+/**
+ * A queue's attempt at a task: the task's key (which a worker checked is `job.key(input)`)
+ * on the job's store, stored with the task's lifetime and cache TTL when it carries them
+ * (its producer's), else with the job's.
+ */
 export const refreshTask = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I,
-  key: string
+  key: string,
+  policy?: RefreshQueue.Policy
 ): Effect.Effect<A, E | FetchTimeout | KeyError | StoreError | CodecError, R | S> =>
-  Effect.flatMap(self.store, (store) => refreshAttempt(new Target(self, input, key, store)))
+  Effect.flatMap(self.store, (store) => {
+    const job = policy === undefined
+      ? self
+      : { ...self, expiry: () => Duration.millis(policy.lifetime), cacheTtl: () => Duration.millis(policy.cacheTtl) }
+    return refreshAttempt(new Target(job, input, key, store))
+  })
 
 export const metrics = (self: { readonly name: string }): Metrics.JobMetrics => Metrics.forJob(self.name)
 

@@ -345,13 +345,13 @@ const handle = <R>(task: BullJob, worker: Running, queue: string): Effect.Effect
       Effect.fail({ _tag: "Rejected", reason: error.message } as const)
     )
   }
-  const { input, job, key, requestSpan } = decoded.right
+  const { input, job, key, policy, requestSpan } = decoded.right
   const attempt = task.attemptsMade + 1
   // A task added without attempts has 0 (BullMQ runs it once).
   const attempts = Math.max(1, task.opts.attempts ?? 1)
   return Effect.gen(function*() {
     const began = yield* Clock.currentTimeMillis
-    const exit = yield* Effect.exit(Job.refreshTask(job, input, key))
+    const exit = yield* Effect.exit(Job.refreshTask(job, input, key, policy))
     const millis = (yield* Clock.currentTimeMillis) - began
     if (Exit.isSuccess(exit)) {
       yield* Metric.increment(outcomes.refreshed)

@@ -42,7 +42,7 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
   const until = <A>(what: string, within: number, check: () => Promise<A | undefined>) =>
     Effect.promise(() => eventually(what, within, check))
 
-  it.live("a task is { job, key, input, store }, the input encoded by the job's input schema, store the producer's", () => {
+  it.live("a task is { job, key, input, store, lifetime, cacheTtl }, the input encoded by the job's input schema, store the producer's", () => {
     const { inspect, layer, prefix } = setup("data")
     const job = Job.make({ name: "encodedInput", fetch: (input: { readonly day: Date }) => Effect.succeed(input.day.getTime()) }).pipe(
       Job.withSchema({ input: Schema.Struct({ day: Schema.Date }) })
@@ -57,7 +57,9 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
         job: "encodedInput",
         key: keyOf(job, input),
         input: { day: "2024-05-01T00:00:00.000Z" },
-        store: `redis:${prefix}`
+        store: `redis:${prefix}`,
+        lifetime: 600_000,
+        cacheTtl: 30 * 86_400_000
       })
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
@@ -88,7 +90,7 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
       yield* Job.asyncRefresh(noInput)
       const bull = yield* inspect()
       const waiting = yield* Effect.promise(() => bull.getJobs(["waiting"]))
-      expect(waiting.map((task) => task.data)).toEqual([{ job: "voidInput", key: "voidInput", store: `redis:${prefix}` }])
+      expect(waiting.map((task) => task.data)).toEqual([{ job: "voidInput", key: "voidInput", store: `redis:${prefix}`, lifetime: 600_000, cacheTtl: 30 * 86_400_000 }])
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
 
@@ -305,6 +307,31 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
       yield* Effect.promise(() => bull.add("envelope", data))
       expect(yield* poll("the task is refreshed", 5_000, Effect.map(storedValue(job, 21), Option.getOrUndefined))).toBe(42)
       expect(yield* Effect.promise(() => bull.getFailedCount())).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
+  it.live("a worker stores a refresh with the producer's lifetime and cache TTL; a task without them (0.2's) with its own job's", () => {
+    const { inspect, layer, prefix } = setup("policy")
+    const registered = Job.make({ name: "policy", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number }),
+      Job.withLifetime("10 minutes")
+    )
+    const producer = registered.pipe(Job.withLifetime("1 hour"), Job.withCacheTtl("2 hours"))
+    const lifetimeOf = (n: number) =>
+      Effect.map(Job.rawGet(registered, n), (entry) => Option.map(entry, (e) => e.expiresAt - (e._tag === "Value" ? e.fetchedAt : 0)))
+    return Effect.gen(function*() {
+      yield* RefreshWorker.start({ jobs: [registered] })
+      yield* Job.asyncRefresh(producer, 1)
+      expect(yield* poll("the task is refreshed", 5_000, Effect.map(lifetimeOf(1), Option.getOrUndefined))).toBe(3_600_000)
+      const ttl = yield* Effect.promise(() => raw.pttl(target.entryKey(prefix, keyOf(registered, 1))))
+      expect(ttl).toBeGreaterThan(3_600_000)
+      expect(ttl).toBeLessThanOrEqual(7_200_000)
+      const bull = yield* inspect()
+      yield* Effect.promise(() => bull.add("policy", { job: "policy", key: keyOf(registered, 2), input: 2, store: `redis:${prefix}` }))
+      expect(yield* poll("the old task is refreshed", 5_000, Effect.map(lifetimeOf(2), Option.getOrUndefined))).toBe(600_000)
+      yield* Effect.promise(() => bull.add("policy", { job: "policy", key: keyOf(registered, 3), input: 3, store: `redis:${prefix}`, lifetime: -1, cacheTtl: 1e308 }))
+      const failed = yield* poll("the bad task is rejected", 5_000, Effect.promise(async () => (await bull.getFailed())[0]))
+      expect(failed.failedReason).toMatch(/its lifetime and cacheTtl are not both durations of 0 to 100 years in milliseconds \(-1, 1e\+308\)/)
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
 

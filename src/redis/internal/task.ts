@@ -7,14 +7,17 @@ import type * as Tracer from "effect/Tracer"
 import { notJson, perSchema } from "../../internal/codec.js"
 import { formatParseError as format } from "../../internal/describe.js"
 import type * as Job from "../../Job.js"
-import type { Task } from "../../RefreshQueue.js"
+import { maxStored } from "../../internal/duration.js"
+import type { Policy, Task } from "../../RefreshQueue.js"
 import { TaskDecodeError, TaskKeyError, TaskStoreError, UnknownJobError } from "../Errors.js"
 
 /**
  * What a BullMQ task carries: the job's name, the cache key, the input encoded by the job's
  * input schema (absent for a job without input), the identity of the producer's store
- * (absent for a store that has none, an in-process one) and the W3C `traceparent` of the
- * request that enqueued it (absent when it was not traced). Nothing else leaves the process.
+ * (absent for a store that has none, an in-process one), the W3C `traceparent` of the
+ * request that enqueued it (absent when it was not traced), and the lifetime and cache TTL
+ * (ms) the producer's job gives the input (since 0.3; a worker of 0.2 ignores them and
+ * stores with its own job's). Nothing else leaves the process.
  */
 export interface TaskData {
   readonly job: string
@@ -22,6 +25,8 @@ export interface TaskData {
   readonly input?: unknown
   readonly store?: string
   readonly traceparent?: string
+  readonly lifetime?: number
+  readonly cacheTtl?: number
 }
 
 /** The data of a task, or why it cannot leave the process. */
@@ -31,7 +36,8 @@ export const encode = (task: Task): Either.Either<TaskData, string> => {
     job: task.job,
     key: task.key,
     ...(task.store !== undefined ? { store: task.store } : {}),
-    ...(parent !== undefined ? { traceparent: parent } : {})
+    ...(parent !== undefined ? { traceparent: parent } : {}),
+    ...(task.policy !== undefined ? { lifetime: task.policy.lifetime, cacheTtl: task.policy.cacheTtl } : {})
   }
   const schema = task.inputSchema
   if (schema === undefined) {
@@ -73,6 +79,8 @@ export interface Decoded {
   readonly key: string
   readonly input: unknown
   readonly requestSpan: Tracer.ExternalSpan | undefined
+  /** The producer's lifetime and cache TTL, when the task carries them (within the limits of a job's). */
+  readonly policy: Policy | undefined
 }
 
 /** What a worker runs: its jobs by name, and the identity of the store each job writes to. */
@@ -111,6 +119,8 @@ export const decode = (
   if (store !== undefined && typeof store !== "string") {
     return Either.left(new TaskDecodeError({ job: name, key, reason: `its store is not a string but ${typeof store}` }))
   }
+  const policy = policyOf(record)
+  if (typeof policy === "string") return Either.left(new TaskDecodeError({ job: name, key, reason: policy }))
   const job = worker.jobs.get(name)
   if (job === undefined) return Either.left(new UnknownJobError({ job: name, key, known: Array.from(worker.jobs.keys()) }))
   const own = worker.stores.get(name)
@@ -118,12 +128,12 @@ export const decode = (
   const schema = job.inputSchema
   if (schema === undefined) {
     return record.input === undefined
-      ? checkKey(job, key, undefined, requestSpan)
+      ? checkKey(job, key, undefined, requestSpan, policy)
       : Either.left(new TaskDecodeError({ job: name, key, reason: "it has an input, and this worker's job has no input schema" }))
   }
   return Either.match(decoder(schema)(record.input), {
     onLeft: (error) => Either.left(new TaskDecodeError({ job: name, key, reason: `the input schema rejects its input: ${format(error)}` })),
-    onRight: (input) => checkKey(job, key, input, requestSpan)
+    onRight: (input) => checkKey(job, key, input, requestSpan, policy)
   })
 }
 
@@ -132,14 +142,29 @@ const checkKey = (
   job: Job.Job.Any,
   key: string,
   input: unknown,
-  requestSpan: Tracer.ExternalSpan | undefined
+  requestSpan: Tracer.ExternalSpan | undefined,
+  policy: Policy | undefined
 ): Either.Either<Decoded, TaskDecodeError | TaskKeyError> =>
   Either.match(job.key(input), {
     onLeft: (error) =>
       Either.left(new TaskDecodeError({ job: job.name, key, reason: `this worker's job cannot key its input: ${error.message}` })),
     onRight: (expected) =>
-      expected === key ? Either.right({ job, key, input, requestSpan }) : Either.left(new TaskKeyError({ job: job.name, key, expected }))
+      expected === key ? Either.right({ job, key, input, requestSpan, policy }) : Either.left(new TaskKeyError({ job: job.name, key, expected }))
   })
+
+/**
+ * The producer's lifetime and cache TTL: both or neither (a task of 0.2 has neither), each
+ * a number of milliseconds within what a job accepts; else why not.
+ */
+const policyOf = (record: Partial<Record<keyof TaskData, unknown>>): Policy | undefined | string => {
+  const { cacheTtl, lifetime } = record
+  if (lifetime === undefined && cacheTtl === undefined) return undefined
+  const valid = (millis: unknown) => typeof millis === "number" && millis >= 0 && millis <= maxStored
+  if (!valid(lifetime) || !valid(cacheTtl)) {
+    return `its lifetime and cacheTtl are not both durations of 0 to 100 years in milliseconds (${String(lifetime)}, ${String(cacheTtl)})`
+  }
+  return { lifetime: lifetime as number, cacheTtl: cacheTtl as number }
+}
 
 const encoder = perSchema((schema) => Schema.encodeUnknownEither(schema))
 const decoder = perSchema((schema) => Schema.decodeUnknownEither(schema, { onExcessProperty: "error" }))
