@@ -106,12 +106,15 @@ export const defaultBackoff: { readonly type: "exponential"; readonly delay: num
 export const run = (task: Task): Effect.Effect<void> => Effect.asVoid(Refresh.run(task, { backoff: true }))
 
 /**
- * `deduplicated` when a task for the key was already waiting.
+ * `deduplicated` when a task for the key was already waiting; `full` when the queue holds
+ * its maximum of waiting tasks and took none (the refresh is skipped, counted in
+ * `cacheback_queue_full`: the caller does not refresh instead, since the workers are
+ * behind, likely because the origin is).
  *
  * @since 0.1.0
  * @category models
  */
-export type Enqueued = "enqueued" | "deduplicated"
+export type Enqueued = "enqueued" | "deduplicated" | "full"
 
 /**
  * @since 0.1.0

@@ -95,7 +95,7 @@ const enqueueElseRefreshLater = <I, A, E, R>(asked: Asked<I, A, E, R>, token: st
 
 /**
  * Puts a refresh of the key on the queue: `queued` (or collapsed into a waiting task,
- * counted as deduplicated), or `refused` when the caller must refresh (counted in
+ * counted as deduplicated, or skipped when the queue is full, counted), or `refused` when the caller must refresh (counted in
  * `cacheback_enqueue_errors`, and logged once per job every 10 s, saying what follows).
  */
 export const enqueue = <I, A, E, R>(asked: Asked<I, A, E, R>, fallback: string): Effect.Effect<"queued" | "refused"> => {
@@ -124,8 +124,16 @@ export const enqueue = <I, A, E, R>(asked: Asked<I, A, E, R>, fallback: string):
       )
     },
     onSuccess: (enqueued) => {
-      Metrics.bump(enqueued === "enqueued" ? counters.enqueued : counters.deduplicated)
-      return Effect.succeed("queued" as const)
+      if (enqueued !== "full") {
+        Metrics.bump(enqueued === "enqueued" ? counters.enqueued : counters.deduplicated)
+        return Effect.succeed("queued" as const)
+      }
+      // Skipped, not refreshed here: the workers are behind, likely because the origin is.
+      Metrics.bump(counters.queueFull)
+      return Effect.as(
+        store.engine.throttle.fault("enqueue", job.name, `the queue holds its maximum of waiting tasks: the refresh of "${key}" is skipped`),
+        "queued" as const
+      )
     }
   })
 }

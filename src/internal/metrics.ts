@@ -22,6 +22,7 @@ export interface JobMetrics {
   readonly backgroundSkipped: Metric.Metric.Counter<number>
   readonly backgroundTimeouts: Metric.Metric.Counter<number>
   readonly writesSuperseded: Metric.Metric.Counter<number>
+  readonly queueFull: Metric.Metric.Counter<number>
   readonly fingerprintMisses: Metric.Metric.Counter<number>
   readonly staleIfError: Metric.Metric.Counter<number>
   readonly earlyRefreshes: Metric.Metric.Counter<number>
@@ -63,6 +64,10 @@ export const backgroundTimeouts = counter(
 export const writesSuperseded = counter(
   "cacheback_writes_superseded",
   "writes not made because the key was written after the read or fetch that made them began"
+)
+export const queueFull = counter(
+  "cacheback_queue_full",
+  "refreshes skipped because their queue held its maximum of waiting tasks"
 )
 export const backgroundSkipped = counter(
   "cacheback_background_skipped",
@@ -115,6 +120,7 @@ export const forJob = (job: string): JobMetrics => {
       backgroundSkipped: tag(backgroundSkipped),
       backgroundTimeouts: tag(backgroundTimeouts),
       writesSuperseded: tag(writesSuperseded),
+      queueFull: tag(queueFull),
       fingerprintMisses: tag(fingerprintMisses),
       staleIfError: tag(staleIfError),
       earlyRefreshes: tag(earlyRefreshes),

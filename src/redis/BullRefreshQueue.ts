@@ -17,6 +17,7 @@
 import { randomUUID } from "node:crypto"
 import { type ConnectionOptions, type JobsOptions, Queue } from "bullmq"
 import * as Context from "effect/Context"
+import type * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -129,6 +130,14 @@ export interface CommonOptions {
   readonly keepCompleted?: number
   /** How many failed tasks each queue keeps, with their reasons. Default 1,000. */
   readonly keepFailed?: number
+  /**
+   * The most tasks a queue may hold waiting (waiting and prioritized): beyond, an enqueue
+   * answers `"full"`, and a stale read answers stale without a refresh (counted in
+   * `cacheback_queue_full`; the workers are behind, likely because the origin is). The
+   * count is this producer's, read from Redis at most once a second and counted up
+   * between reads: approximate, never a round trip per enqueue. Default 100,000.
+   */
+  readonly maxWaiting?: number
 }
 
 /**
@@ -179,6 +188,7 @@ interface Settings {
   readonly enqueueTimeout: number
   readonly keepCompleted: number
   readonly keepFailed: number
+  readonly maxWaiting: number
 }
 
 const service = (settings: Settings): Service => ({
@@ -191,6 +201,7 @@ const service = (settings: Settings): Service => ({
 const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
+    const clock = yield* Effect.clock
     const client = yield* connect(
       settings.connection,
       "producer",
@@ -218,6 +229,7 @@ const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Sc
         )
       })
     const options = jobOptions(settings)
+    const counts = waitingCounts(settings.maxWaiting, clock)
     return RefreshQueue.of({
       enqueue: (task) =>
         Effect.suspend(() => {
@@ -232,7 +244,14 @@ const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Sc
           if (tagless !== undefined) return refuse(`the job's queue option: ${tagless}`)
           // Fails at once while the connection is down, rather than waiting for the timeout.
           if (!isConnected(client)) return refuse("Redis is unreachable: the BullMQ queue's connection is down")
-          return Effect.flatMap(queueFor(name), (queue) => add(queue, task, data.right, options(task)))
+          return Effect.flatMap(queueFor(name), (queue) => {
+            const count = counts.of(name, queue)
+            if (!count.reserve()) return Effect.succeed("full" as const)
+            return Effect.onExit(
+              add(queue, task, data.right, options(task)),
+              (exit) => Effect.sync(() => count.settle(exit._tag === "Success" && exit.value === "enqueued"))
+            )
+          })
         }).pipe(
           Effect.timeoutFail({
             duration: settings.enqueueTimeout,
@@ -246,6 +265,60 @@ const make = (settings: Settings): Effect.Effect<RefreshQueue["Type"], never, Sc
         )
     })
   })
+
+/**
+ * The waiting tasks of each queue, as this producer knows them: read from Redis (waiting
+ * and prioritized) in the background when the last read is over a second old, and counted
+ * up by this producer's own enqueues between reads. A read that fails keeps the count.
+ * Written by hand: BullMQ has no bound on a queue's length.
+ */
+const waitingCounts = (max: number, clock: Clock.Clock) => {
+  const byQueue = new Map<string, { reserve: () => boolean; settle: (stored: boolean) => void }>()
+  return {
+    of: (name: string, queue: Queue) => {
+      let known = byQueue.get(name)
+      if (known !== undefined) return known
+      // Known to be waiting when last read, and taken since by adds not yet answered.
+      let read = 0
+      let pending = 0
+      let readAt = -Infinity
+      let reading = false
+      const refresh = () => {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (reading || now - readAt < 1_000) return
+        reading = true
+        readAt = now
+        // The count command follows the adds sent before it on the connection: what they
+        // stored is in it, and what follows is still pending when it answers.
+        queue.getJobCountByTypes("waiting", "prioritized").then(
+          (waiting) => {
+            read = waiting
+            reading = false
+          },
+          () => {
+            reading = false
+          }
+        )
+      }
+      // A place is taken before the add (concurrent enqueues see each other) and kept when
+      // the add stored a task, until the next read counts it.
+      known = {
+        reserve: () => {
+          refresh()
+          if (read + pending >= max) return false
+          pending++
+          return true
+        },
+        settle: (stored: boolean) => {
+          pending--
+          if (stored) read++
+        }
+      }
+      byQueue.set(name, known)
+      return known
+    }
+  }
+}
 
 /**
  * One `queue.add`. The task's own id tells whether BullMQ stored it or collapsed it into
@@ -305,7 +378,8 @@ const validate = (options: Options): Settings => {
     prefix,
     enqueueTimeout: positiveMillis(`${where} enqueueTimeout`, options.enqueueTimeout ?? "1 second"),
     keepCompleted: integer(where, "keepCompleted", options.keepCompleted ?? 100, 0),
-    keepFailed: integer(where, "keepFailed", options.keepFailed ?? 1000, 0)
+    keepFailed: integer(where, "keepFailed", options.keepFailed ?? 1000, 0),
+    maxWaiting: integer(where, "maxWaiting", options.maxWaiting ?? 100_000, 1)
   }
 }
 

@@ -335,6 +335,27 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
     }).pipe(Effect.scoped, Effect.provide(layer), quiet)
   })
 
+  it.live("a queue holding maxWaiting tasks takes no more: stale reads answer stale, skip the refresh and count it", () => {
+    const { inspect, layer } = setup("full", { maxWaiting: 5 })
+    let fetches = 0
+    const job = Job.make({ name: target.name === "one Redis" ? "queueFull" : "queueFullCluster", fetch: (n: number) => Effect.sync(() => (++fetches, n)) }).pipe(
+      Job.withSchema({ input: Schema.Number, value: Schema.Number })
+    )
+    return Effect.gen(function*() {
+      const full = yield* count(Job.metrics(job).queueFull)
+      for (let i = 0; i < 20; i++) yield* storeStale(job, i, 100 + i)
+      for (let i = 0; i < 20; i++) expect(yield* Job.lookup(job, i)).toEqual({ value: 100 + i, status: "stale", syncFetch: false })
+      const bull = yield* inspect()
+      yield* until("the 5 tasks are waiting", 2_000, async () => ((await bull.getWaitingCount()) === 5 ? true : undefined))
+      // Counted in the background, after the answers.
+      yield* poll("15 skipped", 2_000, Effect.map(count(Job.metrics(job).queueFull), (n) => n - full === 15 || undefined))
+      expect(fetches).toBe(0)
+      expect(() => BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName: "q", maxWaiting: 0 })).toThrow(
+        /BullRefreshQueue\.layer: expected maxWaiting to be a positive integer, got 0/
+      )
+    }).pipe(Effect.scoped, Effect.provide(layer), quiet)
+  })
+
   it.live("a task whose key is not the worker's job.key(input) is rejected with both keys, and nothing is stored", () => {
     const { inspect, layer, prefix } = setup("forged")
     const job = Job.make({ name: "forged", fetch: (n: number) => Effect.succeed(n * 2) }).pipe(
