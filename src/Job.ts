@@ -452,7 +452,8 @@ export const withProcessResult: {
  * Codecs for entries and tasks that leave the process: `value` for the Redis and key-value
  * stores, `input` for BullMQ tasks. An input schema also keys inputs that are not plain
  * data (class instances) by their encoded form. A schema must accept every value of the
- * job's type; its type may be wider (readonly arrays for mutable ones).
+ * job's type; its type may be wider (readonly arrays for mutable ones). An input type with
+ * a field its input schema lacks does not compile: the schema would drop it.
  *
  * @since 0.1.0
  * @category combinators
@@ -462,10 +463,10 @@ export const withSchema: {
     readonly input?: SchemaOf<I2>
     readonly value?: SchemaOf<V>
   }): <I extends Encodable<I2>, A extends Encodable<V>, E, R, Out, Z, Async extends boolean, S>(
-    self: Job<I, A, E, R, Out, Z, Async, S>
+    self: Job<I, A, E, R, Out, Z, Async, S> & InputFits<I, I2>
   ) => Job<I, A, E, R, Out, Z, Async, S>
   <I extends Encodable<I2>, A extends Encodable<V>, E, R, Out, Z, Async extends boolean, S, I2 = never, V = never>(
-    self: Job<I, A, E, R, Out, Z, Async, S>,
+    self: Job<I, A, E, R, Out, Z, Async, S> & InputFits<I, I2>,
     schemas: {
       readonly input?: SchemaOf<I2>
       readonly value?: SchemaOf<V>
@@ -907,6 +908,29 @@ type InputArgs<I> = [I] extends [void] ? [input?: I] : [input: I]
  * `string[]` takes a schema of `ReadonlyArray<string>`); anything when no schema is given.
  */
 type Encodable<T> = [T] extends [never] ? unknown : T
+
+type Leaf = string | number | boolean | bigint | symbol | null | undefined | Date | Function
+
+/**
+ * The fields of `T`, at any depth, that the schema type `S` does not have: an input schema
+ * drops them (a `KeyError` at run time), so an input type with any does not compile.
+ */
+type ExcessOf<T, S> = T extends Leaf ? never
+  : T extends ReadonlyArray<infer Item> ? ExcessOf<Item, S extends ReadonlyArray<infer Kept> ? Kept : never>
+  : T extends object ? ExcessFields<T, S extends unknown ? (T extends S ? S : never) : never>
+  : never
+
+type ExcessFields<T, S> = [S] extends [never] ? never : {
+  [K in keyof T]-?: K extends keyof S ? ExcessOf<T[K], S[K]> : K
+}[keyof T]
+
+/** `unknown` when the input type has no field its schema lacks; else a type naming them, which no job is. */
+type InputFits<I, I2> = [I2] extends [never] ? unknown
+  : (<T>() => T extends I ? 1 : 2) extends (<T>() => T extends I2 ? 1 : 2) ? unknown
+  : Fits<I, I2>
+
+type Fits<I, I2> = [ExcessOf<I, I2>] extends [never] ? unknown
+  : { readonly "the input type has fields its input schema lacks": ExcessOf<I, I2> }
 
 /** A combinator that keeps every type of the job it refines. */
 type Refine<I> = <A, E, R, Out, Z, Async extends boolean, S>(

@@ -240,15 +240,35 @@ describe("Key", () => {
         expect(derivedFailure(Key.derive("job", Filtered), { id: 1 })).toMatchObject({ reason: "the input schema's encode threw: bad filter" })
       })
 
+      it("an input type with a field its input schema lacks does not compile, at any depth (checked by tsc in CI)", () => {
+        const fetch = (input: { readonly id: number; readonly lang?: string }) => Effect.succeed(input.id)
+        const nested = (input: { readonly user: { readonly id: number; readonly extra: string } }) => Effect.succeed(input.user.id)
+        // @ts-expect-error the schema has no field "lang"
+        Job.make({ name: "wider", fetch }).pipe(Job.withSchema({ input: Schema.Struct({ id: Schema.Number }) }))
+        // @ts-expect-error the schema has no field "extra" in "user"
+        Job.withSchema(Job.make({ name: "widerNested", fetch: nested }), { input: Schema.Struct({ user: Schema.Struct({ id: Schema.Number }) }) })
+        // The same fields, or a schema of a wider type (readonly, optional), compile.
+        const fits = Job.make({ name: "fits", fetch }).pipe(
+          Job.withSchema({ input: Schema.Struct({ id: Schema.Number, lang: Schema.optional(Schema.String) }) })
+        )
+        const arrays = Job.make({ name: "arrays", fetch: (ids: Array<number>) => Effect.succeed(ids.length) }).pipe(
+          Job.withSchema({ input: Schema.Array(Schema.Number) })
+        )
+        expect([fits.inputSchema, arrays.inputSchema].every((schema) => schema !== undefined)).toBe(true)
+      })
+
       it.effect("through Job.get: two inputs differing in a field the schema does not know never share a value", () =>
         Effect.gen(function*() {
           let fetches = 0
           const job = Job.make({
             name: "strict",
-            fetch: (input: { readonly id: number; readonly lang?: string }) => Effect.sync(() => `${input.id}/${input.lang ?? "en"}#${++fetches}`)
+            fetch: (input: { readonly id: number }) =>
+              Effect.sync(() => `${input.id}/${(input as { readonly lang?: string }).lang ?? "en"}#${++fetches}`)
           }).pipe(Job.withSchema({ input: Schema.Struct({ id: Schema.Number }) }))
           for (const lang of ["fr", "de"]) {
-            const error = yield* Effect.flip(Job.get(job, { id: 1, lang }))
+            // An object with more fields than its type says (TypeScript allows it when not a literal).
+            const wider: { readonly id: number } = { id: 1, lang } as { readonly id: number; readonly lang: string }
+            const error = yield* Effect.flip(Job.get(job, wider))
             expect(error).toBeInstanceOf(KeyError)
             expect(error).toMatchObject({ job: "strict", path: "$.lang" })
             expect(error.message).toContain("the input schema has no field \"lang\"")
