@@ -139,7 +139,7 @@ describe.skipIf(!up)("a refresh traced to the request that enqueued it, across p
           return waiting.length > 0 ? waiting : undefined
         })
       )
-      expect(Object.keys(task!.data).sort()).toEqual(["input", "job", "key", "store"])
+      expect(Object.keys(task!.data).sort()).toEqual(["cacheTtl", "input", "job", "key", "lifetime", "store"])
     }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(
       RedisCacheStore.layer({ url: redisUrl, prefix }),
       BullRefreshQueue.layer({ connection: { url: redisUrl }, queueName })

@@ -13,6 +13,7 @@ import { CacheStore, Job, RefreshQueue, TestRefreshQueue } from "effect-cachebac
 import { FilterError, MultipleFound, NotFound, QueryJob } from "effect-cacheback/sql"
 import { randomUUID } from "node:crypto"
 import { databaseUrl, requireService } from "../support/services.js"
+import { storedBy } from "../support/kit.js"
 
 const postgres = await requireService("postgres")
 
@@ -444,6 +445,8 @@ for (const dialect of dialects) {
           Effect.gen(function*() {
             const sql = yield* SqlClient.SqlClient
             const first = yield* Job.get(people, { id: { in: [big, 1n] } })
+            // The read's write follows its answer.
+            yield* storedBy(people, { id: { in: [big, 1n] } })
             yield* sql`DELETE FROM ${sql(table)}`
             const stored = yield* Job.lookup(people, { id: { in: [big, 1n] } })
             expect(stored.status).toBe("hit")
