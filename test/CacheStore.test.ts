@@ -125,6 +125,30 @@ describe("CacheStore.layerKeyValueStore", () => {
       expect((yield* count(decodeErrors)) - before).toBe(2)
     }).pipe(Effect.provide(layer)))
 
+  it.live("a KeyValueStore that never answers: reads fetch after the store's timeout, writes fail typed after it, nothing hangs", () =>
+    Effect.gen(function*() {
+      const f = counting()
+      const job = Job.make({ name: "kvHung", fetch: f.fetch })
+      // Answered (the test would time out otherwise): the hung get counted as a miss.
+      expect(yield* Job.lookup(job, "x")).toEqual({ value: "x#1", status: "miss", syncFetch: true })
+      expect(yield* count(Job.metrics(job).storeErrors)).toBeGreaterThanOrEqual(1)
+      const error = yield* Effect.flip(Job.set(job, "x", "v"))
+      expect(error.message).toMatch(/cache store set of ".*" failed: .*no answer within 50 ms \(timeout\)/)
+    }).pipe(Effect.provide(Layer.merge(
+      CacheStore.layerKeyValueStore({ timeout: "50 millis" }).pipe(Layer.provide(Layer.succeed(
+        KeyValueStore.KeyValueStore,
+        KeyValueStore.make({
+          get: () => Effect.never,
+          getUint8Array: () => Effect.never,
+          set: () => Effect.never,
+          remove: () => Effect.never,
+          clear: Effect.never,
+          size: Effect.never
+        })
+      ))),
+      TestRefreshQueue.layer
+    ))))
+
   it.scoped("a record past its TTL reads as a miss and is removed", () =>
     Effect.gen(function*() {
       const kv = yield* KeyValueStore.KeyValueStore

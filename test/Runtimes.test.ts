@@ -4,7 +4,7 @@
  * the other, and disposing it frees what it held.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, ManagedRuntime, Option } from "effect"
+import { Effect, Layer, ManagedRuntime, Metric, Option } from "effect"
 import { CacheStore, Job, RefreshQueue, StoreError } from "effect-cacheback"
 import { captureLogs, counting } from "./support/kit.js"
 
@@ -91,4 +91,48 @@ describe("two runtimes in one process", () => {
       expect(Option.isSome(yield* Effect.promise(() => runtimeB.runPromise(Job.rawGet(jobB, "k"))))).toBe(true)
       yield* Effect.promise(() => runtimeB.dispose())
     }), 30_000)
+})
+
+describe("every unit of background work has a deadline", () => {
+  it.live("a store whose writes hang holds its slots only until backgroundTimeout: then they are interrupted, freed and counted", () =>
+    Effect.gen(function*() {
+      const state = { interrupted: 0, failReads: false }
+      const logs = captureLogs()
+      const f = counting()
+      const job = Job.make({ name: "hungWrites", fetch: f.fetch })
+      const timeouts = Job.metrics(job).backgroundTimeouts
+      const before = (yield* Metric.value(timeouts)).count
+      yield* Effect.gen(function*() {
+        const store = yield* CacheStore.CacheStore
+        // Two misses fill the budget of 2 with writes that never finish.
+        yield* Job.get(job, "a")
+        yield* Job.get(job, "b")
+        expect(store.engine.backgroundRunning).toBe(2)
+        yield* Effect.sleep("250 millis")
+        expect(store.engine.backgroundRunning).toBe(0)
+        expect(state.interrupted).toBe(2)
+        expect((yield* Metric.value(timeouts)).count - before).toBe(2)
+        expect(logs.lines.some((line) => line.includes("did not finish within backgroundTimeout (100 ms)"))).toBe(true)
+        // The budget is free again: the next miss's write is taken, not skipped.
+        yield* Job.get(job, "c")
+        expect(store.engine.backgroundRunning).toBe(1)
+      }).pipe(
+        Effect.provide(Layer.mergeAll(
+          Layer.scoped(
+            CacheStore.CacheStore,
+            Effect.flatMap(CacheStore.makeMemory({ capacity: 100 }), (inner) =>
+              CacheStore.make({
+                delete: inner.delete,
+                getMany: inner.getMany,
+                get: inner.get,
+                set: () => Effect.onInterrupt(Effect.never, () => Effect.sync(() => void state.interrupted++)),
+                compareAndSet: () => Effect.onInterrupt(Effect.never, () => Effect.sync(() => void state.interrupted++))
+              }, { maxBackground: 2, backgroundTimeout: "100 millis", closeTimeout: "10 millis" }))
+          ),
+          RefreshQueue.layerMemory({ concurrency: 1 }),
+          logs.layer
+        )),
+        Effect.scoped
+      )
+    }))
 })

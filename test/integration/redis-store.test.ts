@@ -4,7 +4,7 @@
  * keys (one per slot on a cluster), corrupt entries as misses, tags.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Metric, Option, Schema } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Metric, Option, Schema } from "effect"
 import { CacheStore, Entry, Job, TestRefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
 import { Cluster, Redis } from "ioredis"
@@ -338,6 +338,33 @@ describe.each(await targets())("RedisCacheStore on $name", (target) => {
   it.live("no lost write: a set, delete or invalidate during a slower fetch is never overwritten by it", () => {
     const at = prefix("lost-write")
     return lostWriteScenario(named("lostWrite"), supersededAtLeast).pipe(Effect.provide(store(at)))
+  })
+
+  it.live("no lost write across processes: another client's set or delete during this one's fetch stays", () => {
+    const at = prefix("lost-write-two")
+    return Effect.gen(function*() {
+      const a = yield* Layer.build(store(at))
+      const b = yield* Layer.build(store(at))
+      for (const [name, write, expected] of [
+        ["lostWriteSet", (job: Job.Job<string, string>) => Job.set(job, "k", "set by B"), "set by B"],
+        ["lostWriteDelete", (job: Job.Job<string, string>) => Job.delete(job, "k"), undefined]
+      ] as const) {
+        const gate = yield* Deferred.make<void>()
+        const started = yield* Deferred.make<void>()
+        const job = Job.make({
+          name: named(name),
+          fetch: (k: string) => Effect.zipRight(Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)), Effect.succeed(`${k}#A`))
+        })
+        const read = yield* Effect.fork(Effect.provide(Job.get(job, "k"), a))
+        yield* Deferred.await(started)
+        yield* Effect.provide(write(job), b)
+        yield* Deferred.succeed(gate, undefined)
+        expect(yield* Fiber.join(read)).toBe("k#A")
+        yield* supersededAtLeast(job, 1)
+        const found = yield* Effect.provide(Job.rawGet(job, "k"), b)
+        expect(Option.getOrUndefined(Option.map(found, (entry) => entry._tag === "Value" ? entry.value : entry._tag))).toBe(expected)
+      }
+    }).pipe(Effect.scoped)
   })
 
   it.live("the first commands after the layer is built, many at once on every master, all succeed (each node connected before)", () => {
