@@ -3,11 +3,14 @@
 # dist/ afresh) into a temp dir; the tarball must hold each entry point's .js and .d.ts,
 # LICENSE, and the src/ its declaration maps point at, with no `@internal` left in a .d.ts.
 # Then a scratch ESM project installs the tarball and its peers from the npm registry
-# (effect@~3.22.4, @effect/platform, @effect/sql, ioredis, bullmq) and:
+# (effect@~3.22.4, @effect/platform, @effect/sql, ioredis 5, bullmq), another installs it with
+# ioredis 6 and the overrides the README gives, and:
 #   - under plain `node` (no tsx): runs a job on CacheStore.layerMemory +
 #     RefreshQueue.layerMemory, read twice: a miss that fetches, then a hit;
 #     imports effect-cacheback/redis and effect-cacheback/sql;
-#   - with the repo's `tsc`: type-checks a consumer .ts against the packed .d.ts files.
+#   - under plain `node`, as CommonJS: require() of the package runs a job;
+#   - with the repo's `tsc`: type-checks a consumer .ts (ESM) and .cts (CommonJS, nodenext)
+#     against the packed .d.ts files.
 # Exits non-zero on any failure; removes its temp dir. Needs the repo's node_modules
 # (`npm ci`) for the build and for tsc.
 set -euo pipefail
@@ -83,6 +86,26 @@ step "npm install the tarball + effect@~3.22.4 @effect/platform@^0.97.2 @effect/
   "$tarball" "effect@~3.22.4" "@effect/platform@^0.97.2" "@effect/sql@^0.52.1" "ioredis@^5.11" "bullmq@^6.7" \
   >"$work/install.log" 2>&1) || { cat "$work/install.log" >&2; fail "npm install in the scratch project failed (log above)"; }
 
+# 3b. ioredis 6 (npm's latest) beside @effect/sql 0.52, whose @effect/experimental declares an
+# optional peer ioredis ^5: it installs only with the overrides the README's Install gives.
+app6="$work/app6"
+mkdir "$app6"
+cat >"$app6/package.json" <<'EOF'
+{ "name": "check-pack-app6", "private": true, "type": "module",
+  "overrides": { "@effect/experimental": { "ioredis": "$ioredis" } } }
+EOF
+step "npm install the tarball + ioredis@^6 + @effect/sql@^0.52.1, with the README's overrides"
+(cd "$app6" && npm install --no-audit --no-fund --prefer-offline --ignore-scripts --loglevel=error \
+  "$tarball" "effect@~3.22.4" "@effect/platform@^0.97.2" "@effect/sql@^0.52.1" "ioredis@^6" "bullmq@^6.7" \
+  >"$work/install6.log" 2>&1) || { cat "$work/install6.log" >&2; fail "npm install with ioredis 6 and the overrides failed (log above)"; }
+(cd "$app6" && node --input-type=module -e '
+  import { createRequire } from "node:module"
+  const version = createRequire(import.meta.url)("ioredis/package.json").version
+  const { RedisCacheStore } = await import("effect-cacheback/redis")
+  if (!version.startsWith("6.") || typeof RedisCacheStore.layer !== "function") process.exit(1)
+  console.log(`check-pack: ok   ioredis ${version} installs beside @effect/sql with the overrides; effect-cacheback/redis imports`)
+') || fail "ioredis 6 beside @effect/sql"
+
 cat >"$app/check.mjs" <<'EOF'
 import { Effect, Layer } from "effect"
 import { CacheStore, Job, RefreshQueue } from "effect-cacheback"
@@ -119,6 +142,21 @@ process.exit(failed ? 1 : 0)
 EOF
 (cd "$app" && node check.mjs) || fail "the scratch project's node program (output above)"
 
+# CommonJS callers: require() of the ESM build (Node 20.19+ loads it unflagged; engines says so).
+cat >"$app/check.cjs" <<'EOF'
+const { Effect, Layer } = require("effect")
+const { CacheStore, Job, RefreshQueue } = require("effect-cacheback")
+const { RedisCacheStore } = require("effect-cacheback/redis")
+const double = Job.make({ name: "double", fetch: (n) => Effect.succeed(n * 2) })
+const layer = Layer.mergeAll(CacheStore.layerMemory({ capacity: 100 }), RefreshQueue.layerMemory({ concurrency: 1 }))
+Effect.runPromise(Effect.provide(Job.get(double, 21), layer)).then((value) => {
+  const ok = value === 42 && typeof RedisCacheStore.layer === "function"
+  console.log(`check-pack: ${ok ? "ok  " : "FAIL"} node, CommonJS: require() of the package, a read of 42 (got ${value})`)
+  process.exit(ok ? 0 : 1)
+})
+EOF
+(cd "$app" && node check.cjs) || fail "a CommonJS caller (output above)"
+
 # 4. Types as a consumer sees them: the exports map's "types", the packed .d.ts files.
 tsc="$root/node_modules/.bin/tsc"
 [[ -x $tsc ]] || fail "no $tsc: run npm ci first"
@@ -148,5 +186,24 @@ export const namespaces = [RedisCacheStore, BullRefreshQueue, RefreshWorker, Que
 EOF
 (cd "$app" && "$tsc" -p tsconfig.json) || fail "a consumer's .ts does not type-check against the packed .d.ts (errors above)"
 step "tsc: a consumer's .ts type-checks against the packed .d.ts of all three entry points"
+# A CommonJS consumer (.cts) under nodenext: its require() type-checks, as it runs above.
+cat >"$app/check.cts" <<'EOF'
+import Effect = require("effect/Effect")
+import cacheback = require("effect-cacheback")
+const double = cacheback.Job.make({ name: "double", fetch: (n: number) => Effect.succeed(n * 2) })
+export const read = cacheback.Job.get(double, 21)
+EOF
+cat >"$app/tsconfig.cjs.json" <<'EOF'
+{
+  "compilerOptions": {
+    "module": "NodeNext", "moduleResolution": "NodeNext", "target": "ES2022", "lib": ["ES2022"],
+    "strict": true, "noEmit": true, "skipLibCheck": true, "types": []
+  },
+  "files": ["check.cts"]
+}
+EOF
+(cd "$app" && "$tsc" -p tsconfig.cjs.json) ||
+  fail "a CommonJS consumer's .cts does not type-check (errors above)"
+step "tsc: a CommonJS consumer's .cts type-checks (nodenext)"
 
 step "passed in $((SECONDS - start)) s"

@@ -35,6 +35,7 @@ import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import { isClusterConnection } from "./internal/bullConnection.js"
 import * as Claims from "./internal/claims.js"
 import { firstClusterConnection, firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
+import * as IORedis from "./internal/ioredis.js"
 import * as Keys from "./internal/keys.js"
 import { Near, type Ticket } from "./internal/near.js"
 import * as Reads from "./internal/reads.js"
@@ -156,16 +157,18 @@ export const make = (options: Options): Effect.Effect<CacheStore.Service, never,
         : {
           _tag: "Redis",
           client,
-          subscriber: neverThrow(client.duplicate({ autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })),
+          // RESP2 whatever the client speaks: Redis pushes invalidations to RESP3 (ioredis.ts).
+          subscriber: neverThrow(client.duplicate({ autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0, ...IORedis.resp2 })),
           callersClient: options.client !== undefined
         }
     })
     return Effect.flatMap(Effect.zip(tracking, Effect.scope), ([tracking, scope]) => {
       const store = fromClient(client, layout, settings, { near, tracking, scope, now: () => clock.unsafeCurrentTimeMillis() })
       return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
-        // Looks for an overdue read round trip four times per timeout.
+        // Looks for an overdue read round trip eight times per timeout: a read fails within
+        // an eighth of a timeout of its deadline, which leaves room for a busy event loop.
         Effect.zipRight(Effect.forkScoped(
-          Effect.repeat(Effect.sync(store.failOverdueReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 4)))
+          Effect.repeat(Effect.sync(store.failOverdueReads), Schedule.spaced(Math.max(1, settings.commandTimeout / 8)))
         )),
         Effect.zipRight(Engine.attach(store.backend, settings.engine))
       )
@@ -407,13 +410,13 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
   Effect.tap(
     Effect.acquireRelease(
       Effect.sync(() =>
-        neverThrow(new Redis(url, {
+        neverThrow(IORedis.redis({
           enableOfflineQueue: false,
           maxRetriesPerRequest: 0,
           connectTimeout: Math.max(settings.commandTimeout, 1000),
           retryStrategy: retryStrategy(settings.reconnectDelay),
           ...settings.redisOptions
-        }))
+        }, url))
       ),
       (client) => Effect.sync(() => client.disconnect())
     ),
@@ -432,7 +435,7 @@ const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.
   const options = cluster.options ?? {}
   return Effect.acquireRelease(
     Effect.sync(() =>
-      neverThrow(new Cluster([...cluster.nodes], {
+      neverThrow(IORedis.cluster(cluster.nodes, {
         enableOfflineQueue: false,
         retryDelayOnFailover: 0,
         retryDelayOnClusterDown: 0,
@@ -452,7 +455,7 @@ const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.
 
 /** A connection of the near cache's to one master of `cluster`, with the cluster's node options. */
 const nodeConnection = (cluster: Cluster, settings: Settings) => (host: string, port: number): Redis =>
-  neverThrow(new Redis({
+  neverThrow(IORedis.redis({
     ...cluster.options.redisOptions,
     host,
     port,
@@ -461,7 +464,9 @@ const nodeConnection = (cluster: Cluster, settings: Settings) => (host: string, 
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: Math.max(settings.commandTimeout, 1000),
-    retryStrategy: retryStrategy(settings.reconnectDelay)
+    retryStrategy: retryStrategy(settings.reconnectDelay),
+    // Its tracker and subscriber: the subscriber must speak RESP2 (ioredis.ts).
+    ...IORedis.resp2
   }))
 
 /** A client of the caller's: used as it is, with a word when reads could wait on it. */

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { Effect, Layer } from "effect"
 import { type CacheStore, Job, RefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
+import { Redis } from "ioredis"
 import { requireService } from "../support/services.js"
 import { type PrivateRedis, startPrivateRedis } from "./fixtures/private-redis.js"
 import { eventually, unique } from "./fixtures/redis.js"
@@ -71,6 +72,34 @@ describe.skipIf(!up)("near cache", () => {
     }
     return out
   }
+
+  it("a client of the user's made with protocol: 3 (RESP3) still gets invalidations: its near tier serves, then sees a write", async () => {
+    const prefix = unique("near-resp3")
+    // ioredis 6's option; ioredis 5 has no RESP3 and ignores it (typed boundary: its types lack it).
+    const client = new Redis(redis.url, { protocol: 3 } as never)
+    try {
+      await run(Job.set(version, "x", { n: 1 }), writer(prefix))
+      const reads = async () => (await redis.calls("get")) + (await redis.calls("mget"))
+      await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(Layer.merge(
+          RedisCacheStore.layer({ client, prefix, nearCache: { capacity: 100 } }),
+          RefreshQueue.layerMemory({ concurrency: 1 })
+        ))
+        const read = () => Effect.runPromise(Effect.provide(Job.get(version, "x"), context))
+        // The near tier is up once 50 reads send nothing to Redis.
+        yield* Effect.promise(() =>
+          eventually("the near tier serves", 10_000, async () => {
+            const before = await reads()
+            for (let i = 0; i < 50; i++) expect(await read()).toEqual({ n: 1 })
+            return (await reads()) === before ? true : undefined
+          }))
+        yield* Effect.promise(() => run(Job.set(version, "x", { n: 2 }), writer(prefix)))
+        yield* Effect.promise(() => eventually("the write's invalidation reaches it", 2_000, async () => ((await read()).n === 2 ? true : undefined)))
+      })))
+    } finally {
+      client.disconnect()
+    }
+  })
 
   it("over 10,000 interleaved writes and reads, B sees every write within 1 s and never an older version after a newer one", async () => {
     const prefix = unique("near-order")

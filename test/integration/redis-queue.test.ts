@@ -12,7 +12,7 @@ import { BullRefreshQueue, RedisCacheStore, RefreshWorker } from "effect-cacheba
 import { captureLogs, count } from "../support/kit.js"
 import { redisUrl } from "../support/services.js"
 import { eventually, keyOf, poll, quiet, storedValue, storeStale, unique } from "./fixtures/redis.js"
-import { cleanUp, targets } from "./fixtures/targets.js"
+import { cleanUp, duplicate, targets } from "./fixtures/targets.js"
 
 describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (target) => {
   if (!target.up) return it.skip("its servers are not running")
@@ -33,7 +33,7 @@ describe.each(await targets())("BullRefreshQueue and RefreshWorker on $name", (t
     )
     const inspect = (name: string = queueName) =>
       Effect.acquireRelease(
-        Effect.sync(() => new Queue(name, { connection: raw.duplicate() })),
+        Effect.sync(() => new Queue(name, { connection: duplicate(raw) })),
         (queue) => Effect.promise(() => queue.close())
       )
     return { prefix, queueName, layer, inspect }

@@ -3,6 +3,7 @@ import type { ConnectionOptions } from "bullmq"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
+import * as IORedis from "./ioredis.js"
 import { firstClusterConnection, firstConnection, neverThrow, retryStrategy, watch } from "./connection.js"
 
 /**
@@ -51,7 +52,7 @@ export const connect = (
     ...options,
     ...(role === "worker" ? { maxRetriesPerRequest: null } : {})
   }
-  return open(() => url === undefined ? new Redis(settings) : new Redis(url, settings), what, meanwhile)
+  return open(() => IORedis.redis(settings, url), what, meanwhile)
 }
 
 const open = (
@@ -79,7 +80,7 @@ const open = (
  */
 const clusterClient = (cluster: ClusterConnection, role: "producer" | "worker"): Cluster => {
   const options = cluster.options ?? {}
-  return new Cluster([...cluster.nodes], {
+  return IORedis.cluster(cluster.nodes, {
     clusterRetryStrategy: retryStrategy(1000),
     ...(role === "producer"
       ? { enableOfflineQueue: false, retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, maxRedirections: 3 }
