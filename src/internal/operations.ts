@@ -16,7 +16,8 @@ import { fetchAndStore, recorded, refreshAttempt, Target, tombstoneOf, write } f
 import { type Stored, tagsOf } from "./job.js"
 import * as Metrics from "./metrics.js"
 import * as Token from "./token.js"
-import { current, type Read, resolve, traced, unkeyed } from "./read.js"
+import { current } from "./entries.js"
+import { type Read, resolve, traced, unkeyed } from "./read.js"
 
 /** Runs `body` on the resolved read of `input`, in a `cacheback.<operation>` span when spans are on. */
 const operate = <I, A, E, R, S, X, E2, R2>(

@@ -28,6 +28,7 @@ import type * as Job from "../Job.js"
 import * as Policy from "../Policy.js"
 import type { RefreshQueue } from "../RefreshQueue.js"
 import { type Asked, refreshEarly, writeBackThenRefresh } from "./background.js"
+import { current, expired, holds, tagsHold } from "./entries.js"
 import { degrade } from "./faults.js"
 import { fetchShared } from "./fetch.js"
 import { currentSpans, type Definition, type Stored } from "./job.js"
@@ -312,7 +313,7 @@ export const decide = <I, A, E, R>(
 /** A tagged entry whose tokens are read from the store, then decided. */
 const decideTagged = <I, A, E, R>(read: Read<I, A, E, R>, entry: Option.Some<Entry.Value<A>>, now: number) =>
   Effect.flatMap(
-    tagsHold(read, entry.value.tags!),
+    tagsHold(read.store, read.job.name, entry.value.tags!),
     (hold) => atOnce(decideNow(read, hold ? entry : Option.some(expired(entry.value, now)), now))
   )
 
@@ -326,49 +327,6 @@ const decideNow = <I, A, E, R>(
 /** `Random.next` is in [0, 1); XFetch takes a draw in (0, 1]. */
 const decideWithDraw = <I, A, E, R>(read: Read<I, A, E, R>, entry: Option.Option<Entry.Entry<A>>, now: number) =>
   Effect.map(Random.next, (draw) => Policy.decide(entry, now, read.job, read.input, 1 - draw))
-
-/**
- * The entry if the job wrote it: one of another fingerprint (another version of the job,
- * another value schema) is a miss, counted. A pending marker says only that a refresh is
- * queued, and is anyone's.
- */
-export const current = <A>(
-  job: { readonly name: string; readonly fingerprint: string | undefined },
-  entry: Option.Option<Entry.Entry<A>>
-): Option.Option<Entry.Entry<A>> => {
-  if (entry._tag === "None") return entry
-  const found = entry.value
-  if (found._tag !== "Value" || found.fingerprint === job.fingerprint) return entry
-  Metrics.bump(Metrics.forJob(job.name).fingerprintMisses)
-  return Option.none()
-}
-
-/** Whether every recorded tag still has its token (`tokens` in the order of the record's names). */
-const holds = (recorded: Readonly<Record<string, string>>, tokens: ReadonlyArray<string | undefined>): boolean =>
-  Object.keys(recorded).every((name, i) => tokens[i] === recorded[name])
-
-/**
- * Whether every tag of the entry still has the token it recorded. A store that cannot tell
- * (it has no tags, or fails to answer) makes it stale: served per the job's policy and
- * refreshed, never served as fresh past an invalidation.
- */
-const tagsHold = <I, A, E, R>(read: Read<I, A, E, R>, recorded: Readonly<Record<string, string>>): Effect.Effect<boolean> => {
-  const tags = read.store.tags
-  if (tags === undefined) return Effect.succeed(false)
-  return degrade(
-    read.store.engine.throttle,
-    read.job.name,
-    Effect.map(tags.tokens(Object.keys(recorded), false), (tokens) => holds(recorded, tokens)),
-    false
-  )
-}
-
-/**
- * A tagged entry one of whose tags was invalidated since its fetch: expired now, and without
- * its tags, so that its write-back is served for a refresh timeout like any stale value's.
- */
-const expired = <A>(entry: Entry.Value<A>, now: number): Entry.Value<A> =>
-  Entry.with_(entry, { expiresAt: Math.min(entry.expiresAt, now - 1), tags: undefined })
 
 // -----------------------------------------------------------------------------
 // 4. Act
