@@ -164,6 +164,20 @@ describe.skipIf(!up)("compare-and-set write-backs", () => {
       expect(yield* Effect.promise(() => raw.get(redisKey(prefix, job, "legacy")))).toMatch(/^v2\|t1\|/)
     }).pipe(Effect.scoped))
 
+  it.live("an entry of 0.2 (v1|<fetchedAt>|JSON) reads as an entry without a token; the refresh replaces it with a v2 one", () =>
+    Effect.gen(function*() {
+      const prefix = unique("cas-v1")
+      prefixes.push(prefix)
+      const store = yield* redisStore(prefix)
+      const fetchedAt = Date.now() - 60_000
+      const v1 = `v1|${fetchedAt}|${JSON.stringify(Entry.value("of 0.2", fetchedAt, Date.now() + 600_000))}`
+      yield* Effect.promise(() => raw.set(redisKey(prefix, job, "v1"), v1, "PX", 3_600_000))
+      const layer = Layer.merge(Layer.succeed(CacheStore.CacheStore, store), TestRefreshQueue.layer)
+      expect(yield* Effect.provide(Job.lookup(job, "v1"), layer)).toEqual({ value: "of 0.2", status: "hit", syncFetch: undefined })
+      yield* Effect.provide(Job.refresh(job, "v1"), layer)
+      expect(yield* Effect.promise(() => raw.get(redisKey(prefix, job, "v1")))).toMatch(/^v2\|[0-9a-z]{22}\|/)
+    }).pipe(Effect.scoped))
+
   it.live("in one process too: the memory store's write-backs are compare-and-set", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 1_000 })
