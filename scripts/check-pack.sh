@@ -34,7 +34,7 @@ step "$(basename "$tarball"): $(wc -l <"$work/files.txt") files"
 
 # 2. What the tarball must hold.
 required=(
-  package.json README.md LICENSE
+  package.json README.md LICENSE CHANGELOG.md
   dist/index.js dist/index.d.ts dist/index.d.ts.map
   dist/redis/index.js dist/redis/index.d.ts
   dist/sql/index.js dist/sql/index.d.ts
@@ -44,6 +44,12 @@ missing=()
 for f in "${required[@]}"; do grep -qxF "$f" "$work/files.txt" || missing+=("$f"); done
 ((${#missing[@]} == 0)) || fail "the tarball lacks: ${missing[*]} (did prepack build dist/? is it in \"files\"?)"
 step "tarball holds ${required[*]}"
+# Nothing but the package: no tests, benchmarks, scripts, examples, changesets or scratch files.
+stray=$(grep -vE '^(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist/.*|src/.*)$' "$work/files.txt" || true)
+[[ -z $stray ]] || fail "the tarball holds files a user does not need: ${stray//$'\n'/ }"
+stray=$(grep -E '(^|/)(test|tests|bench|examples|scripts|\.changeset)/|\.test\.|(^|/)_' "$work/files.txt" || true)
+[[ -z $stray ]] || fail "the tarball holds test or scratch files: ${stray//$'\n'/ }"
+step "tarball holds nothing else (no tests, benchmarks, scripts, scratch files)"
 
 mkdir "$work/pkg"
 tar -xzf "$tarball" -C "$work/pkg"
