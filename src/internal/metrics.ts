@@ -185,3 +185,14 @@ export const refreshesWaiting = (job: string): Metric.Metric.Gauge<number> => {
 
 /** Moves a gauge by `delta`, as `bump` does a counter. */
 export const shift = (gauge: Metric.Metric.Gauge<number>, delta: number): void => gauge.unsafeModify(delta, noTags)
+
+const nearCacheOn = Metric.gauge("cacheback_near_cache_on", {
+  description: "1 while a Redis store's near cache answers (every tracking link up), 0 while it is bypassed"
+})
+
+/** The gauge of a Redis store's near tier, tagged `store=<prefix>`, as a setter. */
+export const nearOn = (prefix: string): (on: 0 | 1) => void => {
+  const gauge = Metric.tagged(nearCacheOn, "store", prefix)
+  gauge.unsafeUpdate(0, noTags)
+  return (on) => gauge.unsafeUpdate(on, noTags)
+}

@@ -36,6 +36,7 @@ import { isClusterConnection } from "./internal/bullConnection.js"
 import * as Claims from "./internal/claims.js"
 import { firstClusterConnection, firstConnection, neverThrow, retryStrategy, watch } from "./internal/connection.js"
 import * as IORedis from "./internal/ioredis.js"
+import { nearOn } from "../internal/metrics.js"
 import * as Keys from "./internal/keys.js"
 import { Near, type Ticket } from "./internal/near.js"
 import * as Reads from "./internal/reads.js"
@@ -146,7 +147,11 @@ export const make = (options: Options): Effect.Effect<CacheStore.Service, never,
   const ready = Effect.tap(client, (client) => client instanceof Cluster ? firstClusterConnection(client) : Effect.void)
   return Effect.flatMap(Effect.zip(ready, Effect.clock), ([client, clock]) => {
     const layout = client instanceof Cluster ? Keys.cluster(settings.prefix) : Keys.oneRedis(settings.prefix)
-    const near = settings.nearCache === undefined ? undefined : new Near(settings.nearCache.capacity, settings.nearCache.maxBytes)
+    const near = settings.nearCache === undefined ? undefined : new Near(
+      settings.nearCache.capacity,
+      settings.nearCache.maxBytes,
+      nearOn(settings.prefix)
+    )
     const tracking = near === undefined ? Effect.succeed(undefined) : Tracking.start({
       near,
       layout,
@@ -411,6 +416,7 @@ const connect = (url: string, settings: Settings): Effect.Effect<Redis, never, S
     Effect.acquireRelease(
       Effect.sync(() =>
         neverThrow(IORedis.redis({
+          ...IORedis.ownDefaults,
           enableOfflineQueue: false,
           maxRetriesPerRequest: 0,
           connectTimeout: Math.max(settings.commandTimeout, 1000),
@@ -443,6 +449,7 @@ const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.
         clusterRetryStrategy: retryStrategy(settings.reconnectDelay),
         ...options,
         redisOptions: {
+          ...IORedis.ownDefaults,
           maxRetriesPerRequest: 0,
           connectTimeout: Math.max(settings.commandTimeout, 1000),
           ...options.redisOptions
@@ -456,6 +463,7 @@ const connectCluster = (cluster: ClusterConnection, settings: Settings): Effect.
 /** A connection of the near cache's to one master of `cluster`, with the cluster's node options. */
 const nodeConnection = (cluster: Cluster, settings: Settings) => (host: string, port: number): Redis =>
   neverThrow(IORedis.redis({
+    ...IORedis.ownDefaults,
     ...cluster.options.redisOptions,
     host,
     port,

@@ -6,10 +6,11 @@
  * and count the commands B sends.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Metric } from "effect"
 import { type CacheStore, Job, RefreshQueue } from "effect-cacheback"
 import { RedisCacheStore } from "effect-cacheback/redis"
 import { Redis } from "ioredis"
+import { captureLogs } from "../support/kit.js"
 import { requireService } from "../support/services.js"
 import { type PrivateRedis, startPrivateRedis } from "./fixtures/private-redis.js"
 import { eventually, unique } from "./fixtures/redis.js"
@@ -17,6 +18,15 @@ import { version } from "./fixtures/store-jobs.js"
 import { endStoreHost, spawnStoreHost, type StoreHost } from "./fixtures/store-hosts.js"
 
 const up = await requireService("redis")
+
+/** The value of `cacheback_near_cache_on{store=prefix}`, from the metric registry. */
+const nearGauge = (prefix: string) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((pair) =>
+      pair.metricKey.name === "cacheback_near_cache_on" && pair.metricKey.tags.some((tag) => tag.key === "store" && tag.value === prefix)
+    )
+    return pair === undefined ? undefined : (pair.metricState as unknown as { readonly value: number }).value
+  })
 
 describe.skipIf(!up)("near cache", () => {
   let redis: PrivateRedis
@@ -99,6 +109,52 @@ describe.skipIf(!up)("near cache", () => {
     } finally {
       client.disconnect()
     }
+  })
+
+  it("a server that refuses CLIENT TRACKING: reads stay right, a warning names the cause and the fix, the gauge says off, sentinel writes back off", async () => {
+    const prefix = unique("near-refused")
+    // A server of its own: its default user may not turn tracking on.
+    const refusing = await startPrivateRedis()
+    try {
+      await refusing.admin.call("ACL", "SETUSER", "default", "-client|tracking")
+      const logs = captureLogs()
+      const layer = Layer.merge(
+        RedisCacheStore.layer({ url: refusing.url, prefix, nearCache: { capacity: 100 } }).pipe(Layer.provide(logs.layer)),
+        RefreshQueue.layerMemory({ concurrency: 1 })
+      )
+      await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(layer)
+        const set = (n: number) => Effect.runPromise(Effect.provide(Job.set(version, "x", { n }), context))
+        const read = () => Effect.runPromise(Effect.provide(Job.get(version, "x"), context))
+        const before = yield* Effect.promise(() => refusing.calls("set"))
+        for (let n = 1; n <= 20; n++) {
+          yield* Effect.promise(() => set(n))
+          expect(yield* Effect.promise(read)).toEqual({ n })
+          yield* Effect.sleep("150 millis")
+        }
+        // 3 s of attempts: 200, 400, 800, 1600 ms apart, never a sentinel each 200 ms.
+        const attempts = (yield* Effect.promise(() => refusing.calls("set"))) - before - 20
+        expect(attempts).toBeLessThanOrEqual(5)
+        const warnings = logs.lines.filter((line) => line.startsWith("WARN") && line.includes("near cache"))
+        expect(warnings).toHaveLength(1)
+        expect(warnings[0]).toMatch(/is off \(reads go to Redis\): tracking could not be confirmed after 3 attempts .*NOPERM.*CLIENT TRACKING/)
+        expect(yield* nearGauge(prefix)).toBe(0)
+      })))
+    } finally {
+      await refusing.stop()
+    }
+  })
+
+  it("the gauge of near tiers says on while the near cache answers", async () => {
+    const prefix = unique("near-gauge")
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const context = yield* Layer.build(Layer.merge(
+        RedisCacheStore.layer({ url: redis.url, prefix, nearCache: { capacity: 100 } }),
+        RefreshQueue.layerMemory({ concurrency: 1 })
+      ))
+      yield* Effect.provide(Job.set(version, "g", { n: 1 }), context)
+      yield* Effect.promise(() => eventually("the gauge says on", 5_000, () => Effect.runPromise(Effect.map(nearGauge(prefix), (on) => on === 1 || undefined))))
+    })))
   })
 
   it("over 10,000 interleaved writes and reads, B sees every write within 1 s and never an older version after a newer one", async () => {

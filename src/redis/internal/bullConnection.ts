@@ -47,6 +47,7 @@ export const connect = (
   }
   const { url, ...options } = connection as RedisOptions & { readonly url?: string }
   const settings: RedisOptions = {
+    ...IORedis.ownDefaults,
     retryStrategy: retryStrategy(1000),
     ...(role === "producer" ? { enableOfflineQueue: false, maxRetriesPerRequest: 0 } : {}),
     ...options,
@@ -87,6 +88,7 @@ const clusterClient = (cluster: ClusterConnection, role: "producer" | "worker"):
       : {}),
     ...options,
     redisOptions: {
+      ...IORedis.ownDefaults,
       ...options.redisOptions,
       maxRetriesPerRequest: role === "worker" ? null : (options.redisOptions?.maxRetriesPerRequest ?? 0)
     }

@@ -25,3 +25,12 @@ export const cluster = (nodes: ReadonlyArray<ClusterNode>, options: ClusterOptio
  * messages, which ioredis 6 does not deliver as `__redis__:invalidate` messages (DESIGN.md §7).
  */
 export const resp2 = { protocol: 2 } as unknown as Partial<RedisOptions>
+
+/**
+ * What this library's own connections rely on, set the same under either major (ioredis 6
+ * changed the defaults: RESP3, a 30 s TCP keep-alive, another retry strategy): RESP2, whose
+ * replies every script and read here were written and measured for, and a TCP keep-alive
+ * of 30 s, which finds a connection whose peer vanished without a word. Each connection adds
+ * its own retry strategy and timeouts; a client the user passes in is used as it is.
+ */
+export const ownDefaults = { ...resp2, keepAlive: 30_000 } as Partial<RedisOptions>

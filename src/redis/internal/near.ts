@@ -43,7 +43,8 @@ export class Near {
   /** Whether tracking is in place and confirmed: only then does the cache answer or fill. */
   private up = false
 
-  constructor(readonly capacity: number, readonly maxBytes: number) {}
+  /** `state` is told 1 when the near tier answers, 0 when it does not (a gauge). */
+  constructor(readonly capacity: number, readonly maxBytes: number, private readonly state: (on: 0 | 1) => void) {}
 
   /** The entry of `key`, or `undefined` when the near cache cannot answer for it. */
   get<A>(key: string): Option.Option<Entry.Entry<A>> | undefined {
@@ -99,10 +100,12 @@ export class Near {
   open(): void {
     this.empty()
     this.up = true
+    this.state(1)
   }
 
   /** Stops answering and empties. */
   close(): void {
+    if (this.up) this.state(0)
     this.up = false
     this.empty()
   }

@@ -93,6 +93,10 @@ interface Link {
   establishing: boolean
   again: boolean
   pingSentAt: number | undefined
+  /** Attempts failed in a row: each waits twice the one before (from 200 ms, at most 30 s). */
+  failures: number
+  /** When a warning last said this link cannot come up (`Clock` ms). */
+  warnedAt: number
   /** Removed (its master is gone, or the store closed): its events are ignored. */
   gone: boolean
   readonly detach: () => void
@@ -154,8 +158,9 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
       }
     }
 
-    const call = (connection: Redis, ...args: Array<string | number>) =>
-      Effect.tryPromise(() => connection.call("CLIENT", ...args))
+    // Failures keep Redis's reply (NOPERM, unknown command…): the warning names it.
+    const attempt = <A>(run: () => Promise<A>) => Effect.tryPromise({ try: run, catch: (cause) => cause })
+    const call = (connection: Redis, ...args: Array<string | number>) => attempt(() => connection.call("CLIENT", ...args))
 
     const establish = (link: Link) =>
       Effect.gen(function*() {
@@ -163,7 +168,7 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
         const { subscriber, tracker } = link
         if (link.subscriberId === undefined) {
           const id = Number(yield* call(subscriber, "ID"))
-          yield* Effect.tryPromise(() => subscriber.subscribe(channel))
+          yield* attempt(() => subscriber.subscribe(channel))
           link.subscriberId = id
         }
         yield* call(tracker, "TRACKING", "OFF")
@@ -173,7 +178,7 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
         if (sentinel === undefined) return yield* Effect.fail(new Error(`${link.node} serves no slot`))
         const echoed = yield* Deferred.make<void>()
         sentinels.set(sentinel, () => Deferred.unsafeDone(echoed, Effect.void))
-        yield* Effect.tryPromise(() => tracker.set(sentinel, "1", "PX", 5_000)).pipe(
+        yield* attempt(() => tracker.set(sentinel, "1", "PX", 5_000)).pipe(
           Effect.zipRight(Deferred.await(echoed).pipe(
             Effect.timeoutFail({ duration: Duration.seconds(1), onTimeout: () => new Error("the sentinel's invalidation did not come within 1 s") })
           )),
@@ -181,8 +186,32 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
         )
         if (seen !== link.drops || closed || link.gone) return yield* Effect.fail(new Error("a connection dropped meanwhile"))
         link.phase = "up"
+        link.failures = 0
         if (allUp()) near.open()
         yield* Effect.logDebug(`cacheback: near cache tracks ${link.node} (invalidations to client ${link.subscriberId})`)
+      })
+
+    /**
+     * A failed attempt: the next one waits twice as long as this one did (200 ms, doubling
+     * to 30 s), so that a server that never confirms tracking gets a sentinel write at most
+     * every 30 s. From the third failure in a row, a warning says why and what to do, at most
+     * once a minute per link: the near tier is off, and reads go to Redis.
+     */
+    const failed = (link: Link, error: unknown) =>
+      Effect.clockWith((clock) => {
+        link.failures++
+        const now = clock.unsafeCurrentTimeMillis()
+        const pause = Math.min(200 * 2 ** (link.failures - 1), 30_000)
+        const warn = link.failures >= 3 && now - link.warnedAt >= 60_000
+        if (warn) link.warnedAt = now
+        const why = `cacheback: the near cache of ${link.node} is off (reads go to Redis): tracking could not be confirmed ` +
+          `after ${link.failures} attempts (${describe(error)}). The server must support CLIENT TRACKING with REDIRECT ` +
+          `(Redis 6+, not refused by an ACL), and nothing between it and this process may drop pub/sub messages; ` +
+          `trying again in ${pause} ms, then at most every 30 s`
+        return Effect.zipRight(
+          warn ? Effect.logWarning(why) : Effect.logDebug(`cacheback: near cache not on yet: ${describe(error)}; trying again in ${pause} ms`),
+          Effect.zipRight(Effect.sleep(Duration.millis(pause)), Effect.sync(() => (link.again = true)))
+        )
       })
 
     const bothReady = (link: Link) =>
@@ -200,12 +229,7 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
       near.close()
       fork(
         establish(link).pipe(
-          Effect.catchAll((error) =>
-            Effect.zipRight(
-              Effect.logDebug(`cacheback: near cache not on yet: ${describe(error)}; trying again`),
-              Effect.zipRight(Effect.sleep(Duration.millis(200)), Effect.sync(() => (link.again = true)))
-            )
-          ),
+          Effect.catchAll((error) => failed(link, error)),
           Effect.ensuring(Effect.sync(() => {
             link.establishing = false
             if (link.phase === "establishing") link.phase = "down"
@@ -257,6 +281,8 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
         establishing: false,
         again: false,
         pingSentAt: undefined,
+        failures: 0,
+        warnedAt: -Infinity,
         gone: false,
         detach: () => {
           subscriber.off("messageBuffer", onMessage)
