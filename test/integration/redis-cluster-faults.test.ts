@@ -1,7 +1,7 @@
 /**
  * RedisCacheStore on a Redis Cluster whose topology changes under traffic: slots moved to
- * another master, and a master SIGKILLed. On a private cluster of the suite (ports
- * 7300-7305), so that the shared one stays healthy for the suites that run meanwhile. The
+ * another master, and a master SIGKILLed. On a private cluster of the suite (on free ports),
+ * so that the shared one stays healthy for the suites that run meanwhile. The
  * resharding runs first: the failover leaves a master without its replica.
  */
 import calculateSlot from "cluster-key-slot"
@@ -10,6 +10,7 @@ import { type CacheStore, Job, RefreshQueue } from "effect-cacheback"
 import { BullRefreshQueue, RedisCacheStore, RefreshWorker } from "effect-cacheback/redis"
 import { Cluster, Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { freeRange } from "../support/ports.js"
 import { requireService } from "../support/services.js"
 import { type PrivateCluster, startPrivateCluster } from "./fixtures/private-cluster.js"
 import { eventually, keyOf, poll, quiet, unique } from "./fixtures/redis.js"
@@ -26,7 +27,7 @@ describe.skipIf(!up)("RedisCacheStore on a cluster whose topology changes", () =
   let raw: Cluster
 
   beforeAll(async () => {
-    cluster = await startPrivateCluster(7300)
+    cluster = await startPrivateCluster(await freeRange(6))
     raw = new Cluster([...cluster.nodes], { redisOptions: { maxRetriesPerRequest: 1 } })
     await raw.ping()
   }, 60_000)
