@@ -14,7 +14,6 @@
  *
  * @since 0.1.0
  */
-import { randomUUID } from "node:crypto"
 import { type ConnectionOptions, type JobsOptions, Queue } from "bullmq"
 import * as Context from "effect/Context"
 import type * as Clock from "effect/Clock"
@@ -26,6 +25,7 @@ import * as Scope from "effect/Scope"
 import type { ClusterNode, ClusterOptions } from "ioredis"
 import { EnqueueError } from "../Errors.js"
 import { describe } from "../internal/describe.js"
+import * as Token from "../internal/token.js"
 import { integer, nonEmpty, positiveMillis } from "../internal/options.js"
 import {
   defaultAttempts,
@@ -326,14 +326,13 @@ const waitingCounts = (max: number, clock: Clock.Clock) => {
  * (stored as the next run) is also reported as `deduplicated`.
  */
 const add = (queue: Queue, task: Task, data: TaskData.TaskData, options: JobsOptions) =>
-  Effect.async<Enqueued, EnqueueError>((resume) => {
-    const jobId = randomUUID()
+  Effect.flatMap(Token.make, (jobId) => Effect.async<Enqueued, EnqueueError>((resume) => {
     queue.add(task.job, data, { ...options, jobId }).then(
       (added) => resume(Effect.succeed(added.id === jobId ? "enqueued" : "deduplicated")),
       (cause) =>
         resume(Effect.fail(new EnqueueError({ job: task.job, key: task.key, reason: `BullMQ refused the task: ${describe(cause)}`, cause })))
     )
-  })
+  }))
 
 const jobOptions = (settings: Settings) => (task: Task): JobsOptions => {
   const { attempts, backoff, priority } = task.options

@@ -14,7 +14,6 @@
  * Every Redis fault, and a command slower than the store's timeout, answers `Alone`: each
  * process then single-flights by itself, and nothing fails.
  */
-import { randomUUID } from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -24,6 +23,7 @@ import type { Cluster, Redis } from "ioredis"
 import type { Claim, ClaimOptions } from "../../CacheStore.js"
 import type * as Entry from "../../Entry.js"
 import type { SchemaOf } from "../../internal/codec.js"
+import * as Token from "../../internal/token.js"
 import type { Layout } from "./keys.js"
 import * as Scripts from "./scripts.js"
 import type { Tracking } from "./tracking.js"
@@ -64,10 +64,10 @@ export const make = (settings: ClaimSettings) => {
         Effect.timeoutFail({ duration: Duration.millis(within), onTimeout: () => new Error("timed out") })
       )
 
-  return <A>(key: string, schema: SchemaOf<A> | undefined, options: ClaimOptions<A>): Effect.Effect<Claim<A>> => {
+  // The holder's token from Effect's `Random`: a test that fixes the seed gets the same tokens.
+  const claim = <A>(key: string, schema: SchemaOf<A> | undefined, options: ClaimOptions<A>, token: string): Effect.Effect<Claim<A>> => {
     const lock = layout.lock(key)
     const entryKey = layout.entry(key)
-    const token = randomUUID()
     const accepted = (text: unknown): Entry.Value<A> | undefined => {
       if (typeof text !== "string") return undefined
       const entry = Wire.parse(schema, text)
@@ -165,4 +165,6 @@ export const make = (settings: ClaimSettings) => {
       Effect.orElseSucceed(() => alone as Claim<A>)
     )
   }
+  return <A>(key: string, schema: SchemaOf<A> | undefined, options: ClaimOptions<A>): Effect.Effect<Claim<A>> =>
+    Effect.flatMap(Token.make, (token) => claim(key, schema, options, token))
 }

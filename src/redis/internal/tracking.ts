@@ -29,7 +29,6 @@
  * - Either connection closing (its invalidations are lost, or tracking with it) → `down`.
  *   A flush (a null payload) empties the cache and stays `up`.
  */
-import { randomUUID } from "node:crypto"
 import calculateSlot from "cluster-key-slot"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -41,6 +40,7 @@ import type { Cluster, Redis } from "ioredis"
 import { describe } from "../../internal/describe.js"
 import type { Layout } from "./keys.js"
 import type { Near } from "./near.js"
+import * as Token from "../../internal/token.js"
 
 export interface Tracking {
   /**
@@ -174,7 +174,7 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
         yield* call(tracker, "TRACKING", "OFF")
         yield* call(tracker, "TRACKING", "ON", "REDIRECT", link.subscriberId, "BCAST", "PREFIX", layout.entryAt, "PREFIX", layout.metaAt)
         // A write under the tracked prefix, on this server, must come back as an invalidation.
-        const sentinel = sentinelOn(link)
+        const sentinel = sentinelOn(link, yield* Token.make)
         if (sentinel === undefined) return yield* Effect.fail(new Error(`${link.node} serves no slot`))
         const echoed = yield* Deferred.make<void>()
         sentinels.set(sentinel, () => Deferred.unsafeDone(echoed, Effect.void))
@@ -309,10 +309,10 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
 
     /** The master of each slot of the cluster, as last seen. */
     let owners: ReadonlyArray<string | undefined> = []
-    const sentinelOn = (link: Link): string | undefined => {
-      if (on._tag === "Redis") return `${layout.metaAt}near:${randomUUID()}`
+    const sentinelOn = (link: Link, token: string): string | undefined => {
+      if (on._tag === "Redis") return `${layout.metaAt}near:${token}`
       const slot = owners.indexOf(link.node)
-      return slot < 0 ? undefined : `${layout.metaAt}near:{${tagOf(slot)}}:${randomUUID()}`
+      return slot < 0 ? undefined : `${layout.metaAt}near:{${tagOf(slot)}}:${token}`
     }
 
     const ticks = Effect.repeat(
