@@ -12,7 +12,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Scope from "effect/Scope"
 import type * as Entry from "./Entry.js"
 import { type CodecError, StoreError } from "./Errors.js"
 import type { SchemaOf } from "./internal/codec.js"
@@ -283,7 +284,12 @@ export const makeKeyValueStore = (
 ): Effect.Effect<Service, never, KeyValueStore.KeyValueStore | Scope.Scope> => {
   const sizes = Internal.sizes("CacheStore.layerKeyValueStore", options)
   const timeout = positiveMillis("CacheStore.layerKeyValueStore timeout", options?.timeout ?? "1 second")
-  return Effect.flatMap(KeyValueStore.KeyValueStore, (kv) => Internal.attach(KeyValueBackend.make(kv, timeout), sizes))
+  // Writes that outlive their caller's wait run in a scope closed after the engine's
+  // shutdown (finalizers run last first), so that shutdown waits for them as for the rest.
+  return Effect.flatMap(
+    Effect.zip(KeyValueStore.KeyValueStore, Effect.flatMap(Effect.scope, (scope) => Scope.fork(scope, ExecutionStrategy.sequential))),
+    ([kv, writes]) => Internal.attach(KeyValueBackend.make(kv, timeout, writes), sizes)
+  )
 }
 
 /**
@@ -319,6 +325,12 @@ export const layerKeyValueStore = (options?: KeyValueStoreOptions): Layer.Layer<
 export const invalidateTags = (tags: ReadonlyArray<string>): Effect.Effect<void, StoreError, CacheStore> =>
   Effect.flatMap(CacheStore, (store) => invalidateTagsOf(store, tags))
 
+/** The first tags of a call, for its error, whatever it was given (a caller without types may pass anything). */
+const named = (tags: unknown): string =>
+  Array.isArray(tags)
+    ? tags.slice(0, 5).map((tag) => (typeof tag === "string" ? tag : `(${typeof tag})`)).join(", ")
+    : `(${typeof tags})`
+
 /**
  * `invalidateTags` on a given store (of another tag: `Job.invalidateTags` reads a job's).
  *
@@ -327,7 +339,7 @@ export const invalidateTags = (tags: ReadonlyArray<string>): Effect.Effect<void,
  */
 export const invalidateTagsOf = (store: Service, tags: ReadonlyArray<string>): Effect.Effect<void, StoreError> => {
   const refused = (reason: string) =>
-    Effect.fail(new StoreError({ operation: "invalidateTags", key: String(tags.slice(0, 5)), cause: new Error(reason) }))
+    Effect.fail(new StoreError({ operation: "invalidateTags", key: named(tags), cause: new Error(reason) }))
   if (store.tags === undefined) {
     return refused("this cache store keeps no tags; use one that does (memory, key-value, Redis) for tagged jobs")
   }

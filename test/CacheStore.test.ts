@@ -149,6 +149,29 @@ describe("CacheStore.layerKeyValueStore", () => {
       TestRefreshQueue.layer
     ))))
 
+  it.live("a write slower than the timeout fails its caller at the timeout and still lands whole (never cut halfway)", () =>
+    Effect.gen(function*() {
+      const inner = yield* KeyValueStore.KeyValueStore
+      const job = Job.make({ name: "kvSlowWrite", fetch: counting().fetch })
+      const error = yield* Effect.flip(Job.set(job, "x", "v"))
+      expect(error.message).toMatch(/no answer within 50 ms \(timeout\)/)
+      // The write goes on in the background, holding the key's lock, and lands.
+      yield* Effect.sleep("250 millis")
+      expect(yield* inner.size).toBe(1)
+      expect((yield* Job.lookup(job, "x")).value).toBe("v")
+    }).pipe(Effect.provide((() => {
+      const inner = KeyValueStore.layerMemory
+      const slow = Layer.effect(
+        KeyValueStore.KeyValueStore,
+        Effect.map(KeyValueStore.KeyValueStore, (kv) => KeyValueStore.make({ ...kv, set: (key, value) => Effect.zipRight(Effect.sleep("150 millis"), kv.set(key, value)) }))
+      ).pipe(Layer.provide(inner))
+      return Layer.mergeAll(
+        CacheStore.layerKeyValueStore({ timeout: "50 millis" }).pipe(Layer.provide(slow)),
+        slow,
+        TestRefreshQueue.layer
+      )
+    })())))
+
   it.scoped("a record past its TTL reads as a miss and is removed", () =>
     Effect.gen(function*() {
       const kv = yield* KeyValueStore.KeyValueStore

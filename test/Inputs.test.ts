@@ -142,3 +142,42 @@ describe("tags kept apart from the entries", () => {
     }).pipe(Effect.provide(Layer.mergeAll(CacheStore.layerMemory({ capacity: 100, tagCapacity: 10 }), TestRefreshQueue.layer, logs.layer)))
   })
 })
+
+describe("what the reviewers of the reliability work found", () => {
+  it.effect("invalidateTags given no array at all fails with a StoreError, never a defect", () =>
+    Effect.gen(function*() {
+      for (const bad of [undefined, null, 42, [Symbol("s")]]) {
+        const error = yield* Effect.flip(CacheStore.invalidateTags(bad as never))
+        expect(error._tag).toBe("StoreError")
+      }
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a withExpiry that throws fails the refresh, never the stale read that enqueued it", () =>
+    Effect.gen(function*() {
+      let throwing = false
+      const job = Job.make({ name: "expiryThrows", fetch: counting().fetch }).pipe(
+        Job.withExpiry(() => {
+          if (throwing) throw new Error("no lifetime for you")
+          return "1 minute"
+        })
+      )
+      yield* Job.get(job, "k")
+      yield* TestClock.adjust("2 minutes")
+      throwing = true
+      expect(yield* Job.lookup(job, "k")).toEqual({ value: "k#1", status: "stale", syncFetch: false })
+      expect(yield* TestRefreshQueue.pending).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer)))
+
+  it.effect("a pending marker never replaces a value of another version of the job (that version still serves it)", () =>
+    Effect.gen(function*() {
+      const v1 = Job.make({ name: "markerVersions", fetch: (_: string) => Effect.succeed("v1 value") })
+      const v2 = Job.make({ name: "markerVersions", fetch: (_: string) => Effect.succeed("v2 value") }).pipe(
+        Job.withVersion(2),
+        Job.withSyncOnMiss(false)
+      )
+      yield* Job.get(v1, "k")
+      expect(yield* Job.lookup(v2, "k")).toEqual({ value: undefined, status: "miss", syncFetch: false })
+      expect(yield* TestRefreshQueue.pending).toHaveLength(1)
+      expect(yield* Job.lookup(v1, "k")).toEqual({ value: "v1 value", status: "hit", syncFetch: undefined })
+    }).pipe(Effect.provide(testLayer)))
+})

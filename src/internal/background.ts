@@ -13,7 +13,7 @@ import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import type * as Entry from "../Entry.js"
 import type { FetchTimeout, KeyError } from "../Errors.js"
-import { RefreshQueue, type Task } from "../RefreshQueue.js"
+import { type Policy as RefreshPolicy, RefreshQueue, type Task } from "../RefreshQueue.js"
 import { degrade } from "./faults.js"
 import { fetchShared, refreshAttempt, type Target, tokenNow, write } from "./fetch.js"
 import * as Metrics from "./metrics.js"
@@ -24,20 +24,21 @@ export interface Asked<I, A, E, R> extends Target<I, A, E, R> {
 }
 
 /**
- * Writes `entry` back (a stale value for a refresh timeout, or a pending marker), then
- * enqueues a refresh, all in the background. The write-back keeps the token `token` of what
+ * Writes `entry` back (a stale value for a refresh timeout, or a pending marker; nothing when
+ * `undefined`), then enqueues a refresh, all in the background. The write-back keeps the token `token` of what
  * the read found, and lands only while that is still there: never over a write made since.
  */
 export const writeBackThenRefresh = <I, A, E, R>(
   asked: Asked<I, A, E, R>,
-  entry: Entry.Value<A> | Entry.Pending,
+  entry: Entry.Value<A> | Entry.Pending | undefined,
   token: string
 ): Effect.Effect<void> => {
   const { engine } = asked.store
+  const refresh = enqueueElseRefreshLater(asked, token)
   return engine.fork(
     asked.job.name,
     asked.key,
-    Effect.zipRight(degrade(engine.throttle, asked.job.name, write(asked, entry, token), false), enqueueElseRefreshLater(asked, token))
+    entry === undefined ? refresh : Effect.zipRight(degrade(engine.throttle, asked.job.name, write(asked, entry, token), false), refresh)
   )
 }
 
@@ -94,6 +95,19 @@ const enqueueElseRefreshLater = <I, A, E, R>(asked: Asked<I, A, E, R>, token: st
     )))
 
 /**
+ * The lifetime and cache TTL the job gives `input`, for the task; none when a function of
+ * the job's fails on it (the refresh then fails the same way, in the background, never the
+ * read that asked).
+ */
+const policyOf = <I, A, E, R>(job: Asked<I, A, E, R>["job"], input: I): RefreshPolicy | undefined => {
+  try {
+    return { lifetime: Duration.toMillis(job.expiry(input)), cacheTtl: Duration.toMillis(job.cacheTtl(input)) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * Puts a refresh of the key on the queue: `queued` (or collapsed into a waiting task,
  * counted as deduplicated, or skipped when the queue is full, counted), or `refused` when the caller must refresh (counted in
  * `cacheback_enqueue_errors`, and logged once per job every 10 s, saying what follows).
@@ -107,7 +121,7 @@ export const enqueue = <I, A, E, R>(asked: Asked<I, A, E, R>, fallback: string):
     input: asked.input,
     inputSchema: job.inputSchema,
     options: job.queueOptions,
-    policy: { lifetime: Duration.toMillis(job.expiry(asked.input)), cacheTtl: Duration.toMillis(job.cacheTtl(asked.input)) },
+    policy: policyOf(job, asked.input),
     // The span of the request that asked, for the refresh's span to link to.
     span: Option.getOrUndefined(Context.getOption(asked.context, Tracer.ParentSpan)),
     // One attempt with the caller's services, in a scope of its own: the caller's scope (a

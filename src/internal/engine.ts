@@ -13,7 +13,6 @@
  * - the throttle of fault warnings.
  */
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
@@ -89,7 +88,12 @@ export class Engine {
   private readonly watched = new Set<Unit>()
   private watching = false
 
-  constructor(private readonly work: Scope.Scope, readonly sizes: Sizes) {
+  /**
+   * `clock` is the layer's: the deadlines of background work and the watchdog's sleep are
+   * on one clock, whichever fiber started the work (a `TestClock` when the layer was built
+   * under one).
+   */
+  constructor(private readonly work: Scope.Scope, readonly sizes: Sizes, private readonly clock: Clock.Clock) {
     this.flights = new Flights((effect) => this.start(effect))
   }
 
@@ -124,11 +128,11 @@ export class Engine {
    */
   fork(job: string, key: string, work: Effect.Effect<void>): Effect.Effect<void> {
     return Effect.zipRight(
-      Effect.uninterruptible(Effect.clockWith((clock) => {
+      Effect.uninterruptible(Effect.suspend(() => {
         if (this.busy.has(key) || !this.admit(job)) return Effect.void
         this.busy.add(key)
         return Effect.flatMap(this.start(work), (fiber) => {
-          const unit = this.watch(fiber, job, key, clock)
+          const unit = this.watch(fiber, job, key)
           // An observer rather than `ensuring`: a fiber started in a closed scope (a disposed
           // runtime) is interrupted before it runs anything, and its slot must still be freed.
           fiber.addObserver(() => {
@@ -151,7 +155,7 @@ export class Engine {
   counted(job: string, work: Effect.Effect<void>): Effect.Effect<void> {
     return Effect.withFiberRuntime((fiber) => {
       if (!this.admit(job)) return Effect.void
-      const unit = this.watch(fiber, job, "", Context.get(fiber.currentDefaultServices, Clock.Clock))
+      const unit = this.watch(fiber, job, "")
       return Effect.ensuring(Effect.zipRight(this.watchdogNeeded(), work), Effect.sync(() => {
         this.watched.delete(unit)
         this.running--
@@ -166,8 +170,8 @@ export class Engine {
    * all the units rather than a race per unit: a unit runs in its own fiber, and a store
    * that answers at once has done its part before the read answers.
    */
-  private watch(fiber: Fiber.RuntimeFiber<unknown, unknown>, job: string, key: string, clock: Clock.Clock): Unit {
-    const unit: Unit = { fiber, job, key, deadline: clock.unsafeCurrentTimeMillis() + this.sizes.backgroundTimeout }
+  private watch(fiber: Fiber.RuntimeFiber<unknown, unknown>, job: string, key: string): Unit {
+    const unit: Unit = { fiber, job, key, deadline: this.clock.unsafeCurrentTimeMillis() + this.sizes.backgroundTimeout }
     this.watched.add(unit)
     return unit
   }
@@ -176,7 +180,7 @@ export class Engine {
   private watchdogNeeded(): Effect.Effect<void> {
     if (this.watching) return Effect.void
     this.watching = true
-    return Effect.asVoid(Effect.forkIn(Effect.interruptible(this.watchdog), this.work))
+    return Effect.asVoid(Effect.forkIn(Effect.interruptible(Effect.withClock(this.watchdog, this.clock)), this.work))
   }
 
   private readonly watchdog: Effect.Effect<void> = Effect.suspend(() => {
@@ -250,8 +254,8 @@ export class Engine {
  * added first).
  */
 export const attach = (backend: Backend, sizes: Sizes): Effect.Effect<Service, never, Scope.Scope> =>
-  Effect.flatMap(Effect.scope, (scope) =>
+  Effect.flatMap(Effect.zip(Effect.scope, Effect.clock), ([scope, clock]) =>
     Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (work) => {
-      const engine = new Engine(work, sizes)
+      const engine = new Engine(work, sizes, clock)
       return Effect.as(Scope.addFinalizer(scope, engine.drain()), { ...backend, engine })
     }))

@@ -309,7 +309,9 @@ const storeFetched = <I, A, E, R>(target: Target<I, A, E, R>, fetched: Fetched<A
   const release = fetched.release
   if (release === undefined) return engine.counted(target.job.name, Effect.asVoid(store))
   let stored = false
-  return Effect.zipRight(
+  // Released however the store ends, interrupted at its deadline included: a claim left
+  // held would be renewed for as long as its fetch's deadline allows.
+  return Effect.ensuring(
     engine.counted(target.job.name, Effect.map(store, (ok) => (stored = ok))),
     Effect.suspend(() => release(stored))
   )

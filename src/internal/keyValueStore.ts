@@ -4,18 +4,21 @@
  * no server). Each record holds the encoded entry and the time the backend forgets it; a
  * record past that time reads as a miss and is removed.
  *
- * Every call is bounded by `timeout` (a stuck file system fails it with a `StoreError`,
- * which the engine degrades as it degrades Redis's). The writes of one key are serialized
- * in this process (a lock per key written, dropped when no write waits for it), so that a
- * compare-and-set's check and write see no other write of this store between them; two
- * processes over one directory are not serialized (DESIGN.md §3.2).
+ * Every call's wait is bounded by `timeout` (a stuck file system fails it with a
+ * `StoreError`, which the engine degrades as it degrades Redis's); a read is interrupted
+ * then, a write is not (it finishes in the background). The writes of one key are
+ * serialized by this store (a lock per key written, dropped when no write waits for it), so
+ * that a compare-and-set's check and write see no other write of this store between them;
+ * two stores over one directory (two processes, or two layers) are not (DESIGN.md §3.2).
  */
 import type * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type { Backend } from "../CacheStore.js"
 import * as Entry from "../Entry.js"
 import { CodecError, StoreError } from "../Errors.js"
@@ -23,7 +26,8 @@ import * as Codec from "./codec.js"
 import type { SchemaOf } from "./codec.js"
 import * as Token from "./token.js"
 
-export const make = (kv: KeyValueStore.KeyValueStore, timeout: number): Backend => {
+/** Writes that outlive their caller's wait run in `scope` (the store layer's): they end with it. */
+export const make = (kv: KeyValueStore.KeyValueStore, timeout: number, scope: Scope.Scope): Backend => {
   const fail = (operation: StoreError["operation"], key: string) => (cause: unknown) => new StoreError({ operation, key, cause })
   const bounded = <X>(operation: StoreError["operation"], key: string, call: Effect.Effect<X, unknown>) =>
     call.pipe(
@@ -31,6 +35,19 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number): Backend 
       Effect.mapError(fail(operation, key))
     )
   const locks = new Map<string, { readonly semaphore: Effect.Semaphore; waiting: number }>()
+  /**
+   * A write of `key`, alone among the writes of `key` in this store, whose caller waits at
+   * most `timeout`: the write itself is not interrupted (a file cut halfway would read as no
+   * record, losing a tombstone), it finishes in the background holding the key's lock.
+   */
+  const written = <X, E>(operation: StoreError["operation"], key: string, body: Effect.Effect<X, E>): Effect.Effect<X, E | StoreError> =>
+    Effect.flatMap(Effect.forkIn(serialized(key, body), scope), (write) =>
+      Fiber.join(write).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(timeout),
+          onTimeout: () => new StoreError({ operation, key, cause: new Error(`no answer within ${timeout} ms (timeout)`) })
+        })
+      ))
   /** `body` alone among the writes of `key` in this store. */
   const serialized = <X, E>(key: string, body: Effect.Effect<X, E>): Effect.Effect<X, E> =>
     Effect.suspend(() => {
@@ -56,7 +73,12 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number): Backend 
         const record = parseRecord(text.value)
         if (record === undefined) return Effect.as(Codec.reportCorrupt("keyValueStore", key, "it is not a record"), Option.none())
         if (now >= record.deadline) {
-          return Effect.as(Effect.ignore(bounded("delete", key, kv.remove(key))), Option.none())
+          // Removed under the key's lock, if it is still the record read (a write since
+          // stays); not at all while a write of the key is under way (it replaces it anyway).
+          if (locks.has(key)) return Effect.succeedNone
+          const remove = Effect.flatMap(kv.get(key), (still) =>
+            Option.isSome(still) && still.value === text.value ? kv.remove(key) : Effect.void)
+          return Effect.as(Effect.ignore(written("delete", key, remove)), Option.none())
         }
         return Either.match(Codec.forSchema(schema).decode(record.entry), {
           // Its token is kept, in a tombstone that holds no value: the fetch that follows
@@ -71,7 +93,7 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number): Backend 
    * decode, which a read reports): read without decoding the value.
    */
   const tokenAt = (key: string) =>
-    Effect.map(Effect.zip(bounded("get", key, kv.get(key)), Clock.currentTimeMillis), ([text, now]) => {
+    Effect.map(Effect.zip(Effect.mapError(kv.get(key), fail("get", key)), Clock.currentTimeMillis), ([text, now]) => {
       const record = Option.isSome(text) ? parseRecord(text.value) : undefined
       if (record === undefined || now >= record.deadline) return ""
       return Entry.tokenOf(undecoded(record.entry))
@@ -90,7 +112,7 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number): Backend 
       onRight: (json) =>
         Effect.flatMap(
           Clock.currentTimeMillis,
-          (now) => bounded("set", key, kv.set(key, JSON.stringify({ deadline: now + Duration.toMillis(ttl), entry: json })))
+          (now) => Effect.mapError(kv.set(key, JSON.stringify({ deadline: now + Duration.toMillis(ttl), entry: json })), fail("set", key))
         )
     })
   return {
@@ -110,13 +132,14 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number): Backend 
     },
     get: read,
     getMany: (keys, schema) => Effect.forEach(keys, (key) => read(key, schema), { concurrency: "unbounded" }),
-    set: (key, entry, ttl, schema) => serialized(key, put(key, entry, ttl, schema)),
+    set: (key, entry, ttl, schema) => written("set", key, put(key, entry, ttl, schema)),
     compareAndSet: (key, entry, ttl, schema, expected) =>
-      serialized(
+      written(
+        "set",
         key,
         Effect.flatMap(tokenAt(key), (token) => token === expected ? Effect.as(put(key, entry, ttl, schema), true) : Effect.succeed(false))
       ),
-    delete: (key) => serialized(key, bounded("delete", key, kv.remove(key)))
+    delete: (key) => written("delete", key, Effect.mapError(kv.remove(key), fail("delete", key)))
   }
 }
 

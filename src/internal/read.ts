@@ -361,9 +361,13 @@ export const act = <I, A, E, R>(
       Metrics.bump(counters.misses)
       const found = new Found(read.job.empty(read.input), "miss", false)
       if (decision.marker === undefined) return found
-      // A marker keeps the token of what it replaces (a tombstone's, or none).
+      // A marker keeps the token of what it replaces (a tombstone's, or none); it never
+      // replaces a value, even another version's (which that version still serves).
       const token = Entry.tokenOf(entry)
-      return new Later(Effect.as(writeBackThenRefresh(read, Entry.pending(decision.marker.expiresAt, token || undefined), token), found))
+      const marker = entry._tag === "Some" && entry.value._tag === "Value"
+        ? undefined
+        : Entry.pending(decision.marker.expiresAt, token || undefined)
+      return new Later(Effect.as(writeBackThenRefresh(read, marker, token), found))
     }
     case "ServeStale": {
       Metrics.bump(counters.staleHits)

@@ -111,8 +111,16 @@ export const make = (settings: ClaimSettings) => {
     type Taken = Claim<A> | { readonly _tag: "Held"; readonly holder: string }
     // First a command of the read, within what is left of its store timeout; after a wait,
     // within the store timeout and the caller's deadline.
+    // A lock command this process gave up on may still run on Redis and take the lock: it
+    // is then released as failed (`!<token>`, only if still this token's), in the store's
+    // scope, so that the others fetch at once rather than wait out its TTL.
+    const giveBack = Effect.asVoid(Effect.forkIn(Effect.ignore(command(Scripts.release, [lock, token, `!${token}`, ttl])), scope))
     const take = (within: (now: number) => number): Effect.Effect<Taken, unknown> => Effect.flatMap(
-      Effect.clockWith((clock) => command(Scripts.acquire, [lock, entryKey, token, ttl], within(clock.unsafeCurrentTimeMillis()))),
+      Effect.clockWith((clock) => {
+        const left = within(clock.unsafeCurrentTimeMillis())
+        const sent = command(Scripts.acquire, [lock, entryKey, token, ttl], left)
+        return left > 0 ? Effect.tapError(sent, () => giveBack) : sent
+      }),
       (reply): Effect.Effect<Taken> => {
         const [holder, text] = reply as [string, string | null]
         const found = accepted(text)

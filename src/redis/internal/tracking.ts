@@ -31,6 +31,8 @@
  */
 import calculateSlot from "cluster-key-slot"
 import * as Deferred from "effect/Deferred"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
@@ -106,6 +108,8 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
   Effect.flatMap(Effect.runtime<never>(), (runtime) => {
     const { layout, near, on } = options
     const fork = Runtime.runFork(runtime)
+    // Establishment attempts, which may wait up to 30 s between two: interrupted on close.
+    const attempts = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
     const links = new Map<string, Link>()
     let closed = false
     const sentinels = new Map<string, () => void>()
@@ -227,19 +231,26 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
       link.establishing = true
       link.phase = "establishing"
       near.close()
-      fork(
+      const attempt = fork(
         establish(link).pipe(
           Effect.catchAll((error) => failed(link, error)),
           Effect.ensuring(Effect.sync(() => {
             link.establishing = false
             if (link.phase === "establishing") link.phase = "down"
-            if (link.again) {
+            if (link.again && !closed) {
               link.again = false
               ensure(link)
             }
           }))
         )
       )
+      attempts.add(attempt)
+      attempt.addObserver(() => attempts.delete(attempt))
+    }
+
+    /** Interrupts the attempts running or waiting out their back-off: they end with the store. */
+    const stopAttempts = () => {
+      for (const attempt of attempts) attempt.unsafeInterruptAsFork(FiberId.none)
     }
 
     const tick = (link: Link, now: number) => {
@@ -332,6 +343,7 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
         () =>
           Effect.sync(() => {
             closed = true
+            stopAttempts()
             near.close()
             wakeAll()
             for (const each of links.values()) each.detach()
@@ -389,6 +401,7 @@ export const start = (options: TrackingOptions): Effect.Effect<Tracking, never, 
       () =>
         Effect.sync(() => {
           closed = true
+          stopAttempts()
           near.close()
           wakeAll()
           cluster.off("refresh", follow)
