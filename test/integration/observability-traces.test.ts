@@ -84,9 +84,10 @@ describe.skipIf(!up)("a refresh traced to the request that enqueued it, across p
       const { spanId, traceId } = request.spanContext()
       // The task carried the request's trace context, in W3C form.
       const bull = new Queue(queueName, { connection: raw.duplicate() })
-      const [task] = yield* Effect.promise(() => bull.getCompleted())
+      // The worker stores the value, then BullMQ marks the task completed.
+      const task = yield* Effect.promise(() => eventually("the task is completed", 5_000, async () => (await bull.getCompleted())[0]))
       yield* Effect.promise(() => bull.close())
-      expect(task!.data.traceparent).toBe(`00-${traceId}-${spanId}-01`)
+      expect(task.data.traceparent).toBe(`00-${traceId}-${spanId}-01`)
 
       const refresh = yield* Effect.promise(() =>
         eventually("the worker prints its refresh span", 5_000, () =>
