@@ -174,7 +174,7 @@ const gatedCounting = (name: string) =>
 
 /**
  * No lost write, on the store in context (DESIGN.md §3.2): a `set`, a `delete` (of a key
- * with or without a value) or an `invalidate` that lands while a fetch begun before it runs
+ * with or without a value, or after a `set`) or an `invalidate` that lands while a fetch begun before it runs
  * is never overwritten by that fetch's older value; a refresh asked for after the write
  * fetches anew. `superseded` waits until the job counted `n` writes refused that way (a
  * remote store writes after the read answered).
@@ -206,6 +206,19 @@ export const lostWriteScenario = <R>(
     yield* superseded(b.job, 1)
     expect(Option.isNone(yield* Job.rawGet(b.job, "k"))).toBe(true)
     expect(yield* Job.lookup(b.job, "k")).toEqual({ value: "k#2", status: "miss", syncFetch: true })
+
+    // A set then a delete during a miss's fetch: the fetch expected nothing, and nothing
+    // is there again after the delete, but its old value still does not land.
+    const g = yield* gatedCounting(`${name}SetDelete`)
+    started = yield* g.arm
+    const cold = yield* Effect.fork(Job.get(g.job, "k"))
+    yield* Deferred.await(started)
+    yield* Job.set(g.job, "k", "set")
+    yield* Job.delete(g.job, "k")
+    yield* Deferred.succeed(g.gate, undefined)
+    expect(yield* Fiber.join(cold)).toBe("k#1")
+    yield* superseded(g.job, 1)
+    expect(Option.isNone(yield* Job.rawGet(g.job, "k"))).toBe(true)
 
     // A delete of a stored key during `Job.refresh`: the refresh's value is not stored.
     const c = yield* gatedCounting(`${name}Delete`)
