@@ -17,6 +17,7 @@ import * as Scope from "effect/Scope"
 import type * as Entry from "./Entry.js"
 import { type CodecError, StoreError } from "./Errors.js"
 import type { SchemaOf } from "./internal/codec.js"
+import { tagList } from "./internal/describe.js"
 import * as Internal from "./internal/engine.js"
 import * as KeyValueBackend from "./internal/keyValueStore.js"
 import * as MemoryStore from "./internal/memoryStore.js"
@@ -325,12 +326,6 @@ export const layerKeyValueStore = (options?: KeyValueStoreOptions): Layer.Layer<
 export const invalidateTags = (tags: ReadonlyArray<string>): Effect.Effect<void, StoreError, CacheStore> =>
   Effect.flatMap(CacheStore, (store) => invalidateTagsOf(store, tags))
 
-/** The first tags of a call, for its error, whatever it was given (a caller without types may pass anything). */
-const named = (tags: unknown): string =>
-  Array.isArray(tags)
-    ? tags.slice(0, 5).map((tag) => (typeof tag === "string" ? tag : `(${typeof tag})`)).join(", ")
-    : `(${typeof tags})`
-
 /**
  * `invalidateTags` on a given store (of another tag: `Job.invalidateTags` reads a job's).
  *
@@ -339,7 +334,7 @@ const named = (tags: unknown): string =>
  */
 export const invalidateTagsOf = (store: Service, tags: ReadonlyArray<string>): Effect.Effect<void, StoreError> => {
   const refused = (reason: string) =>
-    Effect.fail(new StoreError({ operation: "invalidateTags", key: named(tags), cause: new Error(reason) }))
+    Effect.fail(new StoreError({ operation: "invalidateTags", key: tagList(tags), cause: new Error(reason) }))
   if (store.tags === undefined) {
     return refused("this cache store keeps no tags; use one that does (memory, key-value, Redis) for tagged jobs")
   }

@@ -29,9 +29,10 @@ import * as Token from "./token.js"
 /** Writes that outlive their caller's wait run in `scope` (the store layer's): they end with it. */
 export const make = (kv: KeyValueStore.KeyValueStore, timeout: number, scope: Scope.Scope): Backend => {
   const fail = (operation: StoreError["operation"], key: string) => (cause: unknown) => new StoreError({ operation, key, cause })
+  const late = () => new Error(`no answer within ${timeout} ms (timeout)`)
   const bounded = <X>(operation: StoreError["operation"], key: string, call: Effect.Effect<X, unknown>) =>
     call.pipe(
-      Effect.timeoutFail({ duration: Duration.millis(timeout), onTimeout: () => new Error(`no answer within ${timeout} ms (timeout)`) }),
+      Effect.timeoutFail({ duration: Duration.millis(timeout), onTimeout: late }),
       Effect.mapError(fail(operation, key))
     )
   const locks = new Map<string, { readonly semaphore: Effect.Semaphore; waiting: number }>()
@@ -45,7 +46,7 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number, scope: Sc
       Fiber.join(write).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(timeout),
-          onTimeout: () => new StoreError({ operation, key, cause: new Error(`no answer within ${timeout} ms (timeout)`) })
+          onTimeout: () => new StoreError({ operation, key, cause: late() })
         })
       ))
   /** `body` alone among the writes of `key` in this store. */
@@ -96,7 +97,7 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number, scope: Sc
     Effect.map(Effect.zip(Effect.mapError(kv.get(key), fail("get", key)), Clock.currentTimeMillis), ([text, now]) => {
       const record = Option.isSome(text) ? parseRecord(text.value) : undefined
       if (record === undefined || now >= record.deadline) return ""
-      return Entry.tokenOf(undecoded(record.entry))
+      return tokenIn(record.entry)
     })
   // Tag keys start with "%", which job keys never do (job names escape it).
   const tagKey = (name: string) => `%tag:${name}`
@@ -143,9 +144,16 @@ export const make = (kv: KeyValueStore.KeyValueStore, timeout: number, scope: Sc
   }
 }
 
-const undecoded = <A>(entry: unknown): Option.Option<Entry.Entry<A>> => {
+/** The token of a record's entry, read without decoding it (`""` for none). */
+const tokenIn = (entry: unknown): string => {
   const token = typeof entry === "object" && entry !== null ? (entry as { readonly token?: unknown }).token : undefined
-  return typeof token === "string" && token !== "" ? Option.some(Entry.tombstone(0, token)) : Option.none()
+  return typeof token === "string" ? token : ""
+}
+
+/** What a read answers for an entry that does not decode: its token, in a tombstone holding no value. */
+const undecoded = <A>(entry: unknown): Option.Option<Entry.Entry<A>> => {
+  const token = tokenIn(entry)
+  return token === "" ? Option.none() : Option.some(Entry.tombstone(0, token))
 }
 
 const parseRecord = (text: string): { readonly deadline: number; readonly entry: unknown } | undefined => {

@@ -13,6 +13,7 @@ import type { Cluster, Redis } from "ioredis"
 import type { Tags } from "../../CacheStore.js"
 import { StoreError } from "../../Errors.js"
 import type { Layout } from "./keys.js"
+import { tagList } from "../../internal/describe.js"
 import * as Token from "../../internal/token.js"
 import type { Reads } from "./reads.js"
 
@@ -27,10 +28,6 @@ const chunks = <A>(all: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> => {
   for (let i = 0; i < all.length; i += chunk) out.push(all.slice(i, i + chunk))
   return out
 }
-
-/** The tags an error names: the first few, and how many. */
-const named = (names: ReadonlyArray<string>): string =>
-  names.length <= 5 ? names.join(", ") : `${names.slice(0, 5).join(", ")}, … (${names.length} tags)`
 
 const tokens = (n: number) => Effect.replicateEffect(Token.make, n)
 
@@ -82,7 +79,7 @@ export const make = (client: Redis | Cluster, reads: Reads, layout: Layout, time
         ? Effect.map(
           Effect.forEach(chunks(names), (part) =>
             Effect.flatMap(tokens(part.length), (fresh) =>
-              run("get", named(part), () =>
+              run("get", tagList(part), () =>
                 client.eval(tokensOrCreate, part.length, ...part.map(keyOf), ...fresh) as Promise<Array<string>>))),
           (parts) => parts.flat()
         )
@@ -91,7 +88,7 @@ export const make = (client: Redis | Cluster, reads: Reads, layout: Layout, time
             resume(
               cause == null
                 ? Effect.succeed(tokens.map((token) => token ?? undefined))
-                : Effect.fail(new StoreError({ operation: "get", key: named(names), cause }))
+                : Effect.fail(new StoreError({ operation: "get", key: tagList(names), cause }))
             ))
         }),
     generation: Effect.map(run("get", generationKey, () => client.get(generationKey)), (token) => token ?? ""),
@@ -100,7 +97,7 @@ export const make = (client: Redis | Cluster, reads: Reads, layout: Layout, time
     invalidate: (names) =>
       Effect.forEach(chunks(names), (part) =>
         Effect.flatMap(tokens(part.length + 1), (fresh) =>
-          run("invalidateTags", named(part), () =>
+          run("invalidateTags", tagList(part), () =>
             client.eval(invalidateAll, part.length + 1, ...part.map(keyOf), generationKey, ...fresh))), { discard: true })
   }
 }
