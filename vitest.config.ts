@@ -15,7 +15,8 @@ export default defineConfig({
     alias: [
       { find: /^effect-cacheback$/, replacement: src("index.ts") },
       { find: /^effect-cacheback\/redis$/, replacement: src("redis/index.ts") },
-      { find: /^effect-cacheback\/sql$/, replacement: src("sql/index.ts") }
+      { find: /^effect-cacheback\/sql$/, replacement: src("sql/index.ts") },
+      { find: /^effect-cacheback\/testing$/, replacement: src("testing/index.ts") }
     ]
   },
   test: {

@@ -38,6 +38,7 @@ required=(
   dist/index.js dist/index.d.ts dist/index.d.ts.map
   dist/redis/index.js dist/redis/index.d.ts
   dist/sql/index.js dist/sql/index.d.ts
+  dist/testing/index.js dist/testing/index.d.ts
   src/index.ts src/redis/index.ts src/sql/index.ts
 )
 missing=()

@@ -18,7 +18,7 @@ const recorder = () => {
     mget: (keys: Array<string>, done: Answer) => sent.push({ keys, answer: done })
   }
   let now = 0
-  const reads = Reads.make(client as unknown as Redis, { timeout: 100, now: () => now })
+  const reads = Reads.make(client as unknown as Redis, { timeout: 100, now: () => now, defer: queueMicrotask })
   let answered = 0
   /** Answers the oldest round trip not answered yet with each key's text, then lets the readers run. */
   const answerNext = async () => {

@@ -395,3 +395,12 @@ const assertUnprocessed = (where: string, job: { readonly name: string; readonly
     )
   }
 }
+
+/**
+ * A copy of `self` whose fetch is `fetch`: how the simulation of `effect-cacheback/testing`
+ * puts a job's origin behind its fault wrapper. Not a combinator: the fingerprint stays.
+ */
+export const withFetch = <I, A, E, R, S, E2, R2>(
+  self: Stored<I, A, E, R, S>,
+  fetch: (input: I) => Effect.Effect<A, E2, R2>
+): Stored<I, A, E2, R2, S> => copy(self as unknown as Stored<I, A, E2, R2, S>, { fetch })

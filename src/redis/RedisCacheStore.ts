@@ -20,6 +20,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -136,16 +137,32 @@ export interface NearCacheOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<CacheStore.Service, never, Scope.Scope> => {
+export const make = (options: Options): Effect.Effect<CacheStore.Service, never, Scope.Scope> => over(options, undefined)
+
+/**
+ * The store over a client that is not ioredis's but answers the commands this store sends,
+ * as ioredis does: the simulated Redis of `effect-cacheback/testing`, with `url` naming it.
+ *
+ * @since 0.4.0
+ * @internal
+ */
+export const makeOver = (
+  client: Redis,
+  options: Omit<Options, "url" | "client" | "cluster">
+): Effect.Effect<CacheStore.Service, never, Scope.Scope> => over({ ...options, url: "redis://simulated" }, client)
+
+const over = (options: Options, given: Redis | undefined): Effect.Effect<CacheStore.Service, never, Scope.Scope> => {
   const settings = validate(options)
-  const client = options.client !== undefined
+  const client = given !== undefined
+    ? Effect.succeed(given)
+    : options.client !== undefined
     ? checkedClient(options.client)
     : options.cluster !== undefined
     ? connectCluster(options.cluster, settings)
     : connect(options.url, settings)
   // A cluster's nodes are connected now, its own or the caller's (firstClusterConnection says why).
   const ready = Effect.tap(client, (client) => client instanceof Cluster ? firstClusterConnection(client) : Effect.void)
-  return Effect.flatMap(Effect.zip(ready, Effect.clock), ([client, clock]) => {
+  return Effect.flatMap(Effect.all([ready, Effect.clock, FiberRef.get(FiberRef.currentScheduler)]), ([client, clock, scheduler]) => {
     const layout = client instanceof Cluster ? Keys.cluster(settings.prefix) : Keys.oneRedis(settings.prefix)
     const near = settings.nearCache === undefined ? undefined : new Near(
       settings.nearCache.capacity,
@@ -168,7 +185,13 @@ export const make = (options: Options): Effect.Effect<CacheStore.Service, never,
         }
     })
     return Effect.flatMap(Effect.zip(tracking, Effect.scope), ([tracking, scope]) => {
-      const store = fromClient(client, layout, settings, { near, tracking, scope, now: () => clock.unsafeCurrentTimeMillis() })
+      const store = fromClient(client, layout, settings, {
+        near,
+        tracking,
+        scope,
+        now: () => clock.unsafeCurrentTimeMillis(),
+        defer: (f) => scheduler.scheduleTask(f, 0)
+      })
       return watch(client, `the Redis cache store "${settings.prefix}"`, "reads fetch until it is back").pipe(
         // Looks for an overdue read round trip eight times per timeout: a read fails within
         // an eighth of a timeout of its deadline, which leaves room for a busy event loop.
@@ -200,13 +223,15 @@ interface Parts {
   /** The layer's: a claim's renewal runs in it. */
   readonly scope: Scope.Scope
   readonly now: () => number
+  /** Runs a function after the fibers resumed so far (`reads.ts`). */
+  readonly defer: (f: () => void) => void
 }
 
 const fromClient = (client: Redis | Cluster, layout: Keys.Layout, settings: Settings, parts: Parts) => {
-  const { near, now, scope, tracking } = parts
+  const { defer, near, now, scope, tracking } = parts
   const { commandTimeout: timeout, prefix } = settings
   const at = layout.entry
-  const reads = client instanceof Cluster ? Reads.makeCluster(client, { timeout, now }) : Reads.make(client, { timeout, now })
+  const reads = client instanceof Cluster ? Reads.makeCluster(client, { timeout, now, defer }) : Reads.make(client, { timeout, now, defer })
   // Whether Redis answered the last read: a claim does not wait for one that does not.
   let answering = true
   const overdue = (operation: StoreError["operation"], key: string) => ({

@@ -28,10 +28,8 @@
 import { hostname } from "node:os"
 import { type ConnectionOptions, type Job as BullJob, Queue, UnrecoverableError, Worker } from "bullmq"
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
@@ -44,12 +42,11 @@ import type * as Scope from "effect/Scope"
 import { describe } from "../internal/describe.js"
 import { Throttle } from "../internal/faults.js"
 import { integer, maxConcurrency, nonEmpty, positiveMillis } from "../internal/options.js"
-import * as Refresh from "../internal/refresh.js"
 import * as Job from "../Job.js"
 import { BullRefreshQueue, close } from "./BullRefreshQueue.js"
 import { connect, onCluster, untagged } from "./internal/bullConnection.js"
 import { neverThrow } from "./internal/connection.js"
-import * as TaskData from "./internal/task.js"
+import * as Attempt from "./internal/attempt.js"
 
 /**
  * @since 0.1.0
@@ -149,10 +146,7 @@ export const layer = <const Jobs extends ReadonlyArray<Job.Job.Any>>(
  * @since 0.1.0
  * @category observability
  */
-export const tasks: Metric.Metric.Counter<number> = Metric.counter("cacheback_worker_tasks", {
-  description: "refresh tasks handled by workers, by outcome",
-  incremental: true
-})
+export const tasks: Metric.Metric.Counter<number> = Attempt.tasks
 
 /**
  * Tasks waiting in a BullMQ queue (waiting and prioritized), tagged `queue`, as a worker
@@ -166,12 +160,6 @@ export const waiting: Metric.Metric.Gauge<number> = Metric.gauge("cacheback_bull
   description: "tasks waiting in a BullMQ queue, as a worker consuming it last read them"
 })
 
-const outcomes = {
-  refreshed: Metric.tagged(tasks, "outcome", "refreshed"),
-  retried: Metric.tagged(tasks, "outcome", "retried"),
-  failed: Metric.tagged(tasks, "outcome", "failed"),
-  rejected: Metric.tagged(tasks, "outcome", "rejected")
-}
 
 // -----------------------------------------------------------------------------
 
@@ -186,9 +174,9 @@ const consume = <R>(settings: Settings): Effect.Effect<void, never, BullRefreshQ
     const stores = yield* Effect.forEach(settings.jobs, ([name, job]) =>
       // Each job's store is in R (Job.Any erases its tag's identifier type).
       Effect.map(job.store as Job.Tag<R>, (store) => [name, store.identity] as const))
-    const worker: Running = { jobs: settings.jobs, stores: new Map(stores), rejections: new Throttle() }
+    const worker: Attempt.Running = { jobs: settings.jobs, stores: new Map(stores), rejections: new Throttle() }
     // Refreshes run as fibers of this set: closing the scope interrupts what is left.
-    const refreshes = yield* FiberSet.make<Exit.Exit<void, Failure>>()
+    const refreshes = yield* FiberSet.make<Exit.Exit<void, Attempt.Failure>>()
     const runFork = yield* FiberSet.runtime(refreshes)<R>()
     const queues = Array.from(new Set(Array.from(settings.jobs.values(), (job) => bull.queueOf(job.queueOptions))))
     if (onCluster(bull.connection)) {
@@ -270,7 +258,7 @@ const readWaiting = (
 const stop = (
   settings: Settings,
   workers: ReadonlyArray<Worker>,
-  refreshes: FiberSet.FiberSet<Exit.Exit<void, Failure>>,
+  refreshes: FiberSet.FiberSet<Exit.Exit<void, Attempt.Failure>>,
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<void> =>
   Effect.gen(function*() {
@@ -303,17 +291,17 @@ const stop = (
  * so that BullMQ fails it without retrying.
  */
 const processor = <R>(
-  runFork: <XE extends Exit.Exit<void, Failure>, XA extends Exit.Exit<void, Failure>>(
+  runFork: <XE extends Exit.Exit<void, Attempt.Failure>, XA extends Exit.Exit<void, Attempt.Failure>>(
     effect: Effect.Effect<XA, XE, R>
   ) => Fiber.RuntimeFiber<XA, XE>,
-  worker: Running,
+  worker: Attempt.Running,
   queue: string
 ) =>
 async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
-  const fiber = runFork(Effect.exit(handle<R>(task, worker, queue)))
+  const fiber = runFork(Effect.exit(Attempt.handle<R>(task, worker, queue)))
   const abort = () => fiber.unsafeInterruptAsFork(FiberId.none)
   signal?.addEventListener("abort", abort, { once: true })
-  const exit = Exit.flatten(await new Promise<Exit.Exit<Exit.Exit<void, Failure>>>((resolve) => fiber.addObserver(resolve)))
+  const exit = Exit.flatten(await new Promise<Exit.Exit<Exit.Exit<void, Attempt.Failure>>>((resolve) => fiber.addObserver(resolve)))
   signal?.removeEventListener("abort", abort)
   if (Exit.isSuccess(exit)) return
   const failure = Cause.failureOption(exit.cause)
@@ -322,65 +310,6 @@ async (task: BullJob, _token?: string, signal?: AbortSignal): Promise<void> => {
   }
   if (failure.value._tag === "Rejected") throw new UnrecoverableError(failure.value.reason)
   throw new Error(failure.value.reason)
-}
-
-/** A worker's jobs and stores, and the throttle of its warnings about rejected tasks (its own). */
-interface Running extends TaskData.Worker {
-  readonly rejections: Throttle
-}
-
-type Failure = { readonly _tag: "Rejected"; readonly reason: string } | { readonly _tag: "Failed"; readonly reason: string }
-
-/** One attempt at a task; `R` is what the worker's jobs require, which its runtime holds. */
-const handle = <R>(task: BullJob, worker: Running, queue: string): Effect.Effect<void, Failure, R> => {
-  const decoded = TaskData.decode(task.data, worker)
-  if (Either.isLeft(decoded)) {
-    const error = decoded.left
-    return Effect.zipRight(
-      // Throttled per queue: a producer of another version can send thousands a second.
-      Effect.zipRight(
-        Metric.increment(outcomes.rejected),
-        worker.rejections.warn(`rejected:${queue}`, `cacheback: refresh worker rejects a task: ${error.message}`, "rejected tasks")
-      ),
-      Effect.fail({ _tag: "Rejected", reason: error.message } as const)
-    )
-  }
-  const { input, job, key, policy, requestSpan } = decoded.right
-  const attempt = task.attemptsMade + 1
-  // A task added without attempts has 0 (BullMQ runs it once).
-  const attempts = Math.max(1, task.opts.attempts ?? 1)
-  return Effect.gen(function*() {
-    const began = yield* Clock.currentTimeMillis
-    const exit = yield* Effect.exit(Job.refreshTask(job, input, key, policy))
-    const millis = (yield* Clock.currentTimeMillis) - began
-    if (Exit.isSuccess(exit)) {
-      yield* Metric.increment(outcomes.refreshed)
-      yield* Effect.logDebug(`cacheback: refreshed "${key}" of job "${job.name}" in ${millis} ms`).pipe(
-        Effect.annotateLogs("cacheback.durationMs", millis)
-      )
-      return
-    }
-    if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
-    yield* Metric.increment(attempt >= attempts ? outcomes.failed : outcomes.retried)
-    yield* Refresh.attemptFailed({ job: job.name, key }, exit.cause, attempt, attempts, "BullMQ retries it after its backoff")
-    return yield* Effect.fail({ _tag: "Failed", reason: describe(Cause.squash(exit.cause)) } as const)
-  }).pipe(
-    Effect.annotateLogs({ "cacheback.job": job.name, "cacheback.key": key }),
-    Effect.withSpan(Refresh.spanName, {
-      attributes: {
-        "cacheback.job": job.name,
-        "cacheback.key": key,
-        "cacheback.queue": queue,
-        "cacheback.attempt": attempt,
-        "bullmq.job_id": task.id
-      },
-      // As in-process: a trace of its own, linked to the request that asked for it, which
-      // ran in another process and has long ended.
-      root: true,
-      links: requestSpan === undefined ? [] : [{ _tag: "SpanLink", span: requestSpan, attributes: {} }],
-      captureStackTrace: false
-    })
-  )
 }
 
 interface Settings {

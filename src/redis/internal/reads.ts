@@ -43,6 +43,11 @@ type Many = (keys: Array<string>, done: (error: unknown, texts: ReadonlyArray<st
 interface Options {
   readonly timeout: number
   readonly now: () => number
+  /**
+   * Runs `f` once the fibers resumed so far have run: on the store's Effect `Scheduler`
+   * (a microtask under the default one), so that a scheduler of a test's own decides it too.
+   */
+  readonly defer: (f: () => void) => void
 }
 
 interface Waiting {
@@ -219,7 +224,7 @@ const batched = (roundTrip: RoundTrip, options: Options) => {
     errors: ReadonlyArray<unknown> | undefined
   ) => {
     // Readers resumed at once read again at once: unless this was a lone reader with no
-    // one waiting, hold every read until they all ran (the microtask queued after their
+    // one waiting, hold every read until they all ran (the task deferred after their
     // resumption) and send them together with those already waiting, rather than let two
     // groups leapfrog each other with a round trip each.
     const burst = !scheduled && (reads.length > 1 || waiting.length > 0)
@@ -229,7 +234,7 @@ const batched = (roundTrip: RoundTrip, options: Options) => {
     } else {
       for (let i = 0; i < reads.length; i++) reads[i]!.done(errors[i], texts?.[i] ?? null)
     }
-    if (burst) queueMicrotask(flush)
+    if (burst) options.defer(flush)
   }
   const send = () => {
     while (inFlight.size < roundTrips && waiting.length > 0) {

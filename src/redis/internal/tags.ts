@@ -32,7 +32,7 @@ const chunks = <A>(all: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> => {
 const tokens = (n: number) => Effect.replicateEffect(Token.make, n)
 
 /** Reads each tag's token, giving one to a tag without: `KEYS` the tags, `ARGV` fresh tokens. */
-const tokensOrCreate = `
+export const tokensOrCreate = `
 local out = {}
 for i, key in ipairs(KEYS) do
   local token = redis.call("GET", key)
@@ -45,7 +45,7 @@ end
 return out`
 
 /** Gives each tag a new token, then the generation: `KEYS` the tags and last the generation. */
-const invalidateAll = `
+export const invalidateAll = `
 for i, key in ipairs(KEYS) do
   redis.call("SET", key, ARGV[i])
 end
