@@ -137,7 +137,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
       fetch: (job, input, fetch) =>
         Effect.suspend(() => {
           const record = push<T.FetchRecord>({ _tag: "Fetch", at: world.now, actor: name, job: job.name, key: keyOf({ job, inputs: [] }, input) })
-          if (armed.delete(name)) world.task(actor, () => crash(name, "mid-refresh"))
+          if (armed.delete(name)) world.task(actor, () => crash(name))
           const latency = world.draws.between(settings.originLatency.min, settings.originLatency.max)
           const fault = origin
           const answer: Effect.Effect<any, any, any> = fault?.mode === "hang"
@@ -253,14 +253,13 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
     bull.queue(() => queue.attach(slot), () => {})
   }
 
-  const crash = (name: string, why: string) => {
+  const crash = (name: string) => {
     const self = current.get(name)
     if (self === undefined || !self.actor.alive) return
     self.actor.alive = false
     queue.detach(self.actor)
     for (const connection of self.connections) connection.close()
     push({ _tag: "Crashed", at: world.now, actor: name })
-    void why
   }
 
   let healedAt = 0
@@ -292,7 +291,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
             if (!current.get(step.actor)!.actor.alive) restart(step.actor)
           })
         }
-        crash(step.actor, "crash")
+        crash(step.actor)
         return heal(() => restart(step.actor))
       }
       case "Partition": {

@@ -90,11 +90,6 @@ export class SimulatedQueue {
     return "enqueued"
   }
 
-  /** How many tasks wait or are delayed (for the trace's bound on background work). */
-  get backlog(): number {
-    return this.waiting.length
-  }
-
   attach(worker: WorkerSlot) {
     this.workers.push(worker)
     this.dispatch()

@@ -206,7 +206,6 @@ export class Connection extends EventEmitter {
   private replyAt = 0
   private readonly pending = new Set<Callback>()
   private ended = false
-  readonly options = { enableOfflineQueue: false }
 
   constructor(
     private readonly redis: SimulatedRedis,
