@@ -1,41 +1,21 @@
+/**
+ * The simulation on itself: its mirrors of the Redis scripts, its determinism, its failure
+ * report, and the README's distributed promises as properties over generated schedules
+ * (test/support/simulation.ts, which scripts/mutations.ts also runs against mutated engines).
+ */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Random, Schema } from "effect"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+import { Effect, Exit } from "effect"
 import * as FastCheck from "effect/FastCheck"
-import { Job } from "effect-cacheback"
 import { Simulation } from "effect-cacheback/testing"
 import * as Scripts from "../src/redis/internal/scripts.js"
 import * as Tags from "../src/redis/internal/tags.js"
 import * as Mirrors from "../src/testing/internal/scripts.js"
+import { deployment, properties } from "./support/simulation.js"
 
-// Values tell their fetch apart: each fetch draws from its process's seeded Random.
-const article = Job.make({
-  name: "article",
-  fetch: (id: string) => Effect.map(Random.nextIntBetween(0, 1_000_000), (n) => `${id}@${n}`)
-}).pipe(
-  Job.withSchema({ input: Schema.String, value: Schema.String }),
-  Job.withLifetime("2 seconds"),
-  Job.withStaleRefresh({ syncAfter: "6 seconds" }),
-  Job.withStaleIfError("20 seconds")
-)
-
-const deployment = (near: boolean) =>
-  Simulation.make({
-    jobs: [{ job: article, inputs: ["a", "b"], value: (input: string, n: number) => `${input}=set${n}` }],
-    processes: 4,
-    workers: 2,
-    originLatency: { min: 5, max: 300 },
-    ...(near ? { nearCache: { capacity: 100 } } : {})
-  })
-
-const invariants = [
-  Simulation.noLostWrite,
-  Simulation.noStampede(),
-  Simulation.availability,
-  Simulation.boundedStaleness,
-  Simulation.liveness(),
-  Simulation.monotonicReads,
-  Simulation.boundedBackgroundWork()
-]
+const run = promisify(execFile)
 
 describe("Simulation", () => {
   it("mirrors every Lua script of the Redis store", () => {
@@ -44,31 +24,35 @@ describe("Simulation", () => {
     for (const sha of [...scripts, ...tags]) expect(Mirrors.bySha.has(sha)).toBe(true)
   })
 
-  it("gives the same trace, byte for byte, for the same schedule", () => {
-    const d = deployment(true)
+  it("gives the same trace, byte for byte, for the same schedule: twice here, and once in another process", async () => {
+    const d = deployment({ near: true })
     const [schedule] = FastCheck.sample(Simulation.schedules(d, { steps: 60, span: 5_000 }), { seed: 11, numRuns: 1 })
     const once = JSON.stringify(Effect.runSync(Simulation.run(d, schedule!)))
     const twice = JSON.stringify(Effect.runSync(Simulation.run(d, schedule!)))
     expect(twice).toBe(once)
+    const { stdout } = await run(process.execPath, ["--import", "tsx", fileURLToPath(new URL("fixtures/simulation-trace.ts", import.meta.url)), "11", "1"], {
+      maxBuffer: 64 * 1024 * 1024
+    })
+    expect(stdout).toBe(once)
   })
 
   it("shares one fetch among 4 processes reading a cold key", () => {
-    const d = deployment(false)
     const steps = ["p0", "p1", "p2", "p3"].map((actor) => ({ at: 0, actor, action: { _tag: "Read" as const, job: 0, input: 0 } }))
-    const trace = Effect.runSync(Simulation.run(d, { seed: 1, steps }))
+    const trace = Effect.runSync(Simulation.run(deployment(), { seed: 1, steps }))
     expect(trace.records.filter((r) => r._tag === "Fetch")).toHaveLength(1)
     const reads = trace.records.filter((r) => r._tag === "Read")
     expect(new Set(reads.map((r) => r._tag === "Read" && r.value)).size).toBe(1)
   })
 
-  it.effect("keeps the distributed promises on generated schedules with faults", () =>
-    Simulation.check(deployment(false), { invariants, runs: 15, seed: 3, schedules: { steps: 80, span: 5_000 } }))
-
-  it.effect("keeps them with a near tier", () =>
-    Simulation.check(deployment(true), { invariants, runs: 15, seed: 4, schedules: { steps: 80, span: 5_000 } }))
+  describe("the README's distributed promises, on generated schedules", () => {
+    properties.forEach((property, i) => {
+      it.effect(property.name, () =>
+        Simulation.check(property.deployment, { invariants: property.invariants, schedules: property.schedules, runs: 12, seed: 100 + i }))
+    })
+  })
 
   it("fails with a replay token and the shrunk schedule as a timeline", () => {
-    const d = deployment(false)
+    const d = deployment()
     // A checker of the user's own: no key is ever set.
     const neverSet: Simulation.Invariant = {
       name: "neverSet",

@@ -4,6 +4,7 @@
  * shrinks on its own (fewer steps, earlier times, shorter faults), sorted by time.
  */
 import * as FastCheck from "effect/FastCheck"
+import { integer } from "../../internal/options.js"
 import type { Settings } from "./deployment.js"
 import type * as T from "./trace.js"
 
@@ -18,6 +19,17 @@ export interface ScheduleOptions {
   readonly maxFaults?: number
   /** Whether processes write (`set`, `delete`, `invalidate`, `invalidateTags`) as well as read. Default true. */
   readonly writes?: boolean
+  /**
+   * How often each operation is drawn, relative to the others (0: never). Default 8 reads to
+   * 1 of each write: raise the writes to look for races between a write and a fetch.
+   */
+  readonly weights?: {
+    readonly read?: number
+    readonly set?: number
+    readonly delete?: number
+    readonly invalidate?: number
+    readonly invalidateTags?: number
+  }
 }
 
 export const schedules = (settings: Settings, options: ScheduleOptions = {}): FastCheck.Arbitrary<T.Schedule> => {
@@ -32,35 +44,39 @@ export const schedules = (settings: Settings, options: ScheduleOptions = {}): Fa
     ? ["Crash", "Partition", "Invalidations", "Origin"]
     : options.faults
   const at = FastCheck.integer({ min: 0, max: span })
+  const weight = { read: 8, set: 1, delete: 1, invalidate: 1, invalidateTags: 1, ...options.weights }
+  for (const [name, value] of Object.entries(weight)) integer("Simulation.schedules", `weights.${name}`, value, 0, 1_000)
 
   const operations = settings.jobs.flatMap((spec, job): Array<FastCheck.WeightedArbitrary<T.Operation>> => {
     const input = FastCheck.integer({ min: 0, max: Math.max(0, spec.inputs.length - 1) })
     const ops: Array<FastCheck.WeightedArbitrary<T.Operation>> = [
-      { weight: 8, arbitrary: FastCheck.record({ _tag: FastCheck.constant("Read" as const), job: FastCheck.constant(job), input }) }
+      { weight: weight.read, arbitrary: FastCheck.record({ _tag: FastCheck.constant("Read" as const), job: FastCheck.constant(job), input }) }
     ]
-    if (!writes) return ops
-    if (spec.value !== undefined) {
-      ops.push({
-        weight: 1,
-        arbitrary: FastCheck.record({ _tag: FastCheck.constant("Set" as const), job: FastCheck.constant(job), input, value: FastCheck.nat({ max: 1_000 }) })
-      })
-    }
-    ops.push(
-      { weight: 1, arbitrary: FastCheck.record({ _tag: FastCheck.constant("Delete" as const), job: FastCheck.constant(job), input }) },
-      { weight: 1, arbitrary: FastCheck.record({ _tag: FastCheck.constant("Invalidate" as const), job: FastCheck.constant(job), input }) }
-    )
-    if (spec.tags !== undefined && spec.tags.length > 0) {
-      ops.push({
-        weight: 1,
-        arbitrary: FastCheck.record({
-          _tag: FastCheck.constant("InvalidateTags" as const),
-          job: FastCheck.constant(job),
-          tags: FastCheck.subarray([...spec.tags], { minLength: 1 })
+    if (writes) {
+      if (spec.value !== undefined) {
+        ops.push({
+          weight: weight.set,
+          arbitrary: FastCheck.record({ _tag: FastCheck.constant("Set" as const), job: FastCheck.constant(job), input, value: FastCheck.nat({ max: 1_000 }) })
         })
-      })
+      }
+      ops.push(
+        { weight: weight.delete, arbitrary: FastCheck.record({ _tag: FastCheck.constant("Delete" as const), job: FastCheck.constant(job), input }) },
+        { weight: weight.invalidate, arbitrary: FastCheck.record({ _tag: FastCheck.constant("Invalidate" as const), job: FastCheck.constant(job), input }) }
+      )
+      if (spec.tags !== undefined && spec.tags.length > 0) {
+        ops.push({
+          weight: weight.invalidateTags,
+          arbitrary: FastCheck.record({
+            _tag: FastCheck.constant("InvalidateTags" as const),
+            job: FastCheck.constant(job),
+            tags: FastCheck.subarray([...spec.tags], { minLength: 1 })
+          })
+        })
+      }
     }
-    return ops
+    return ops.filter((op) => op.weight > 0)
   })
+  if (operations.length === 0) throw new RangeError("Simulation.schedules: weights leave no operation to draw: give one a positive weight")
   const operation: FastCheck.Arbitrary<T.Step> = FastCheck.record({
     at,
     actor: FastCheck.constantFrom(...processes),
@@ -122,10 +138,12 @@ export const schedules = (settings: Settings, options: ScheduleOptions = {}): Fa
   }
   const faults = kinds.length === 0
     ? FastCheck.constant<Array<T.Step>>([])
-    : FastCheck.array(FastCheck.oneof(...kinds.map((kind) => byKind[kind])), { maxLength: options.maxFaults ?? 3 })
+    : FastCheck.array(FastCheck.oneof(...kinds.map((kind) => byKind[kind])), { maxLength: options.maxFaults ?? 3, size: "max" })
   return FastCheck.record({
     seed: FastCheck.integer(),
-    steps: FastCheck.array(operation, { minLength: range.min, maxLength: range.max }),
+    // Lengths drawn across the whole range (fast-check's default keeps arrays near 10): a race
+    // needs steps close together. Shrinking still goes toward the fewest.
+    steps: FastCheck.array(operation, { minLength: range.min, maxLength: range.max, size: "max" }),
     faults
   }).map(({ faults, seed, steps }) => ({ seed, steps: [...steps, ...faults].sort((a, b) => a.at - b.at) }))
 }

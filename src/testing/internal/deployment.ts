@@ -34,7 +34,7 @@ import { defaultAttempts, defaultBackoff, RefreshQueue } from "../../RefreshQueu
 import { SimulatedQueue, type WorkerSlot, type QueueSettings } from "./queue.js"
 import { type Connection, type Latency, type Link, SimulatedRedis } from "./redis.js"
 import type * as T from "./trace.js"
-import { type Actor, World } from "./world.js"
+import { type Actor, forever, World } from "./world.js"
 
 /** A job of the deployment, the inputs its steps read, and what `set` writes. */
 export interface JobSpec {
@@ -84,6 +84,23 @@ interface Incarnation {
   runtime: Runtime.Runtime<any> | undefined
   readonly waiting: Array<() => void>
 }
+
+/** The Redis store of a process over its simulated connection, as a `CacheStore` layer. */
+export const storeOver = (
+  client: Connection,
+  options: Parameters<typeof RedisCacheStore.makeOver>[1]
+): Layer.Layer<CacheStore.CacheStore> => Layer.scoped(CacheStore.CacheStore, RedisCacheStore.makeOver(client as unknown as Redis, options))
+
+/** `program` on `actor`'s clock, with a Random seeded by `seed` (its fibers' draws differ by actor). */
+export const inWorld = (world: World, actor: Actor, seed: string) => <A, E, R>(program: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  program.pipe(Effect.withClock(world.clockOf(actor)), Effect.withRandom(Random.make(seed)))
+
+/** Forks `program` on `actor`'s scheduler when the world next runs tasks; `observe` is told its exit. */
+export const forkIn = <A, E>(world: World, actor: Actor, program: Effect.Effect<A, E>, observe?: (exit: Exit.Exit<A, E>) => void): void =>
+  world.task(actor, () => {
+    const fiber = Effect.runFork(program, { scheduler: world.schedulerOf(actor) })
+    if (observe !== undefined) fiber.addObserver(observe)
+  })
 
 export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
   const world = new World(schedule.seed)
@@ -141,7 +158,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
           const latency = world.draws.between(settings.originLatency.min, settings.originLatency.max)
           const fault = origin
           const answer: Effect.Effect<any, any, any> = fault?.mode === "hang"
-            ? Effect.never
+            ? forever
             : fault?.mode === "fail"
             ? Effect.zipRight(Effect.sleep(Duration.millis(latency)), Effect.fail(new OriginFault({ job: job.name, key: record.key })))
             : Effect.zipRight(Effect.sleep(Duration.millis(latency + (fault?.latency ?? 0))), fetch)
@@ -181,15 +198,12 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
     })
     const client = connect()
     const bull = connect()
-    const store = Layer.scoped(
-      CacheStore.CacheStore,
-      RedisCacheStore.makeOver(client as unknown as Redis, {
-        prefix,
-        commandTimeout: Duration.millis(settings.commandTimeout),
-        lockTtl: Duration.millis(settings.lockTtl),
-        ...(settings.near !== undefined ? { nearCache: { capacity: settings.near.capacity } } : {})
-      })
-    )
+    const store = storeOver(client, {
+      prefix,
+      commandTimeout: Duration.millis(settings.commandTimeout),
+      lockTtl: Duration.millis(settings.lockTtl),
+      ...(settings.near !== undefined ? { nearCache: { capacity: settings.near.capacity } } : {})
+    })
     const services = Layer.mergeAll(store, Layer.succeed(RefreshQueue, producer), Layer.succeed(Here, here))
     const layer = settings.layer === undefined ? services : Layer.merge(services, settings.layer)
     const logger = Logger.make(({ logLevel, message }) => {
@@ -205,15 +219,12 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
           if (name.startsWith("w")) attachWorker(self, bull)
         })
       ),
-      Effect.zipRight(Effect.never),
+      Effect.zipRight(forever),
       Effect.scoped,
-      Effect.withClock(world.clockOf(actor)),
-      Effect.withRandom(Random.make(`${schedule.seed}:${name}:${++incarnations}`)),
+      inWorld(world, actor, `${schedule.seed}:${name}:${++incarnations}`),
       Effect.locally(FiberRef.currentLoggers, HashSet.make(logger))
     )
-    world.task(actor, () => {
-      Effect.runFork(program, { scheduler: world.schedulerOf(actor) })
-    })
+    forkIn(world, actor, program)
   }
 
   const attachWorker = (self: Incarnation, bull: Connection) => {

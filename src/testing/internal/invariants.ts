@@ -61,15 +61,18 @@ const byKey = (trace: T.Trace): Map<string, Keyed> => {
 
 /** The intervals during which a fault was active, for an actor or for all (`origin`). */
 const faultWindows = (trace: T.Trace) => {
-  const windows: Array<{ readonly actor: string; readonly from: number; readonly to: number }> = []
+  const windows: Array<{ readonly actor: string; readonly kind: T.Fault["_tag"]; readonly from: number; readonly to: number }> = []
   for (const record of trace.records) {
-    if (record._tag === "Fault") windows.push({ actor: record.actor, from: record.at, to: record.at + record.fault.duration })
+    if (record._tag === "Fault") windows.push({ actor: record.actor, kind: record.fault._tag, from: record.at, to: record.at + record.fault.duration })
   }
   return {
     /** Whether any fault was active during [from, to]. */
     any: (from: number, to: number) => windows.some((w) => w.from <= to && w.to >= from),
     /** Whether a fault of `actor` itself (not the origin's) was active during [from, to]. */
-    own: (actor: string, from: number, to: number) => windows.some((w) => w.actor === actor && w.from <= to && w.to >= from)
+    own: (actor: string, from: number, to: number) => windows.some((w) => w.actor === actor && w.from <= to && w.to >= from),
+    /** Whether `actor` was cut off from Redis (crashed or partitioned) during [from, to]. */
+    cutOff: (actor: string, from: number, to: number) =>
+      windows.some((w) => w.actor === actor && (w.kind === "Crash" || w.kind === "Partition") && w.from <= to && w.to >= from)
   }
 }
 
@@ -121,8 +124,9 @@ export const boundedStaleness: Invariant = {
  * No stampede: while no fault is active, at most `max` fetches of one key begin within any
  * `window` ms, across every process and worker, counting from the key's last write (a write
  * asks for a fetch of its own: a refresh asked for after it never joins one begun before).
- * Default `max` 2 (a worker's refresh and one synchronous fetch past `syncAfter` may
- * overlap), `window` 1 second.
+ * A fetch is asked for when the earliest read of its process still waiting for it began: a
+ * write between that read and a later fetch separates them too. Default `max` 2 (a worker's
+ * refresh and one synchronous fetch past `syncAfter` may overlap), `window` 1 second.
  */
 export const noStampede = (options: { readonly max?: number; readonly window?: number } = {}): Invariant => {
   const max = options.max ?? 2
@@ -133,14 +137,23 @@ export const noStampede = (options: { readonly max?: number; readonly window?: n
       const out: Array<Violation> = []
       const faults = faultWindows(trace)
       for (const [key, records] of byKey(trace)) {
-        const starts = records.fetches.filter((fetch) => !faults.any(fetch.at - window, fetch.at)).map((fetch) => fetch.at)
-        // A write that ran (began or resolved) between two fetches' starts asked for the later one.
+        const fetches = records.fetches.filter((fetch) => !faults.any(fetch.at - window, fetch.at)).map((fetch) => ({
+          at: fetch.at,
+          asked: records.reads.reduce(
+            (earliest, read) =>
+              read.process === fetch.actor && read.at <= fetch.at && (read.end ?? Infinity) >= fetch.at ? Math.min(earliest, read.at) : earliest,
+            fetch.at
+          )
+        }))
+        // A write that ran (began or resolved) between a fetch's asking and a later fetch's start asked for the later one.
         const between = (from: number, to: number) => records.writes.some((w) => w.at <= to && (w.end ?? Infinity) >= from)
-        for (let i = 0; i < starts.length; i++) {
-          const from = starts[i]!
+        for (let i = 0; i < fetches.length; i++) {
+          const from = fetches[i]!.at
+          let asked = fetches[i]!.asked
           let n = 0
-          for (let j = i; j < starts.length && starts[j]! < from + window; j++) {
-            if (between(from, starts[j]!)) break
+          for (let j = i; j < fetches.length && fetches[j]!.at < from + window; j++) {
+            asked = Math.min(asked, fetches[j]!.asked)
+            if (between(asked, fetches[j]!.at)) break
             n++
           }
           if (n > max) {
@@ -211,18 +224,21 @@ export const liveness = (options: { readonly within?: number } = {}): Invariant 
  * No lost write: a read that begins after a `set` or `delete` of its key resolved (plus, with
  * a near tier, the longest delay of invalidations and two ping intervals) never answers a
  * value older than the write: one a fetch begun before the write fetched, or one a write
- * that ended before it began set. Writes that failed are not counted.
+ * that ended before it began set. Writes that failed are not counted, nor reads of a process
+ * cut off from Redis meanwhile (it cannot know of the write, and answers from its own fetch).
  */
 export const noLostWrite: Invariant = {
   name: "noLostWrite",
   check: (trace) => {
     const out: Array<Violation> = []
+    const faults = faultWindows(trace)
     const lag = trace.near ? trace.maxInvalidationDelay + 2 * pingInterval + 50 : 0
     for (const records of byKey(trace).values()) {
       for (const write of records.writes) {
         if (write.end === undefined || write.failure !== undefined || (write.op !== "set" && write.op !== "delete")) continue
         for (const read of records.reads) {
           if (!answered(read) || read.at <= write.end + lag) continue
+          if (faults.cutOff(read.process, write.at, read.end)) continue
           const newer = records.writes.some((w) => w.op === "set" && w.value === read.value && (w.end === undefined || w.end >= write.at)) ||
             records.fetches.some((f) => f.value === read.value && f.at >= write.at)
           if (newer) continue

@@ -59,6 +59,9 @@ export class SimulatedRedis {
         const found = this.live(key)
         if (found === undefined) return 0
         found.expiresAt = this.world.now + px
+        // Redis counts a new TTL as a change of the key: its trackers are told (a renewed
+        // lock wakes the processes waiting on it), though its value is the same.
+        this.invalidate(key)
         return 1
       }
     }
@@ -107,6 +110,10 @@ export class SimulatedRedis {
 
   private touched(key: string, text: string | null) {
     this.changed(key, text)
+    this.invalidate(key)
+  }
+
+  private invalidate(key: string) {
     for (const [tracker, tracking] of this.trackers) {
       if (!tracking.prefixes.some((prefix) => key.startsWith(prefix))) continue
       const subscriber = this.connections.get(tracking.redirect)
@@ -189,7 +196,7 @@ type Callback = (error: Error | null, reply?: any) => void
 
 /**
  * One client connection, answering the ioredis calls the store makes (`get` and `mget` with
- * callbacks, `set`, `del`, `evalsha`, `eval`, `call("CLIENT", …)`, `subscribe`, `ping`,
+ * callbacks or promises, `set`, `del`, `evalsha`, `eval`, `call("CLIENT", …)`, `subscribe`, `ping`,
  * `duplicate`, `disconnect`, its `status` and its events). Its promises are `Reply`s,
  * settled by the world rather than by Node's microtasks.
  */
@@ -222,11 +229,15 @@ export class Connection extends EventEmitter {
 
   // --- the commands -------------------------------------------------------------
 
-  get(key: string, callback: Callback) {
-    this.send({ name: "get", args: [key] }, callback)
+  // With a callback (the read batcher's) or without, answering a promise (the tags' generation
+  // read), as ioredis's commands do: either way the command takes its place in the order.
+  get(key: string, callback?: Callback) {
+    if (callback !== undefined) this.send({ name: "get", args: [key] }, callback)
+    else return this.promise({ name: "get", args: [key] })
   }
-  mget(keys: ReadonlyArray<string>, callback: Callback) {
-    this.send({ name: "mget", args: [...keys] }, callback)
+  mget(keys: ReadonlyArray<string>, callback?: Callback) {
+    if (callback !== undefined) this.send({ name: "mget", args: [...keys] }, callback)
+    else return this.promise({ name: "mget", args: [...keys] })
   }
   set(...args: Array<string | number>) {
     return this.promise({ name: "set", args: args.map(String) })

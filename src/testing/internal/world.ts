@@ -23,6 +23,13 @@ import type * as Scheduler from "effect/Scheduler"
 import { PCGRandom } from "effect/Utils"
 
 /** One incarnation of a process: what its tasks and timers belong to. */
+/**
+ * A wait that never ends and holds nothing: `Effect.never` keeps a real interval to hold the
+ * process open, and a run ends with fibers still waiting (a hung origin, a crashed process),
+ * which would keep the test process alive after its last run.
+ */
+export const forever: Effect.Effect<never> = Effect.async<never>(() => {})
+
 export interface Actor {
   readonly name: string
   alive: boolean
@@ -141,7 +148,7 @@ export class World {
       currentTimeNanos: Effect.sync(() => BigInt(Math.round(world.now * 1_000_000))),
       sleep: (duration) => {
         const millis = Duration.toMillis(duration)
-        if (!Number.isFinite(millis)) return Effect.never
+        if (!Number.isFinite(millis)) return forever
         return Effect.async<void>((resume) => {
           const timer = world.at(world.now + Math.max(0, millis), actor, () => resume(Effect.void))
           return Effect.sync(() => {
