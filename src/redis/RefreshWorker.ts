@@ -10,8 +10,8 @@
  *   the reason, kept in BullMQ's failed set, and the worker goes on.
  * - A failing fetch is retried per the job's queue options (attempts, backoff), then failed.
  * - A worker killed mid-refresh loses no task: its lock expires within `lockDuration` and
- *   another worker's stalled-job check (every `stalledInterval`; a task is put back on the
- *   second check that finds it unlocked) hands it to a live worker.
+ *   another worker's stalled-job check (every `stalledInterval`; a task active at one check
+ *   is put back by the first later check that finds it unlocked) hands it to a live worker.
  * - Each attempt runs in a `cacheback.refresh` span: a root span with a link to the span of
  *   the request that enqueued the task in another process, when the task carries its W3C
  *   `traceparent`.
@@ -60,7 +60,7 @@ export interface Options<Jobs extends ReadonlyArray<Job.Job.Any>> {
   /**
    * How long a running task stays locked to this worker without renewal (renewed every
    * half of it). After a crash, the task goes back to the queue within about
-   * `lockDuration + 2 × stalledInterval`. Default 30 seconds.
+   * `lockDuration + stalledInterval`. Default 30 seconds.
    */
   readonly lockDuration?: Duration.DurationInput
   /** How often this worker looks for tasks whose worker died. Default 30 seconds. */

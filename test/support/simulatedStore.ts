@@ -49,7 +49,7 @@ export const simulatedStore = (options: SimulatedStoreOptions = {}) => {
   const run = <A, E>(effect: Effect.Effect<A, E, Services>): Exit.Exit<A, E> => {
     let exit: Exit.Exit<A, E> | undefined
     const program = effect.pipe(Effect.provide(layer), inWorld(world, actor, `${seed}:${++runs}`))
-    forkIn(world, actor, program, (done) => (exit = done))
+    forkIn(world, actor, program, (fiber) => fiber.addObserver((done) => (exit = done)))
     const deadline = world.now + within
     while (exit === undefined && world.now < deadline) {
       if (!world.runUntil(Math.min(world.now + 1_000, deadline), 10_000_000)) {

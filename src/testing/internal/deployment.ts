@@ -9,6 +9,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
@@ -95,20 +97,31 @@ export const storeOver = (
 export const inWorld = (world: World, actor: Actor, seed: string) => <A, E, R>(program: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   program.pipe(Effect.withClock(world.clockOf(actor)), Effect.withRandom(Random.make(seed)))
 
-/** Forks `program` on `actor`'s scheduler when the world next runs tasks; `observe` is told its exit. */
-export const forkIn = <A, E>(world: World, actor: Actor, program: Effect.Effect<A, E>, observe?: (exit: Exit.Exit<A, E>) => void): void =>
+/** Forks `program` on `actor`'s scheduler when the world next runs tasks; `observe` is given the fiber. */
+export const forkIn = <A, E>(world: World, actor: Actor, program: Effect.Effect<A, E>, observe?: (fiber: Fiber.RuntimeFiber<A, E>) => void): void =>
   world.task(actor, () => {
     const fiber = Effect.runFork(program, { scheduler: world.schedulerOf(actor) })
-    if (observe !== undefined) fiber.addObserver(observe)
+    if (observe !== undefined) observe(fiber)
   })
 
 export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
   const world = new World(schedule.seed)
   const records: Array<T.TraceRecord> = []
+  // Once the trace is taken, the teardown records nothing, and changes no record.
+  let closed = false
   const push = <R extends T.TraceRecord>(record: R): R => {
-    records.push(record)
+    if (!closed) records.push(record)
     return record
   }
+  // Every root fiber still running, interrupted at the teardown: Effect keeps each root fiber
+  // until it exits, and with it the whole world it references.
+  const roots = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  const rooted = <A, E>(fiber: Fiber.RuntimeFiber<A, E>): Fiber.RuntimeFiber<A, E> => {
+    roots.add(fiber)
+    fiber.addObserver(() => roots.delete(fiber))
+    return fiber
+  }
+  const actors: Array<Actor> = []
   const layout = Keys.oneRedis(prefix)
   const redis = new SimulatedRedis(world, settings.latency, (redisKey, text) => {
     const key = layout.ofEntry(redisKey)
@@ -136,6 +149,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
 
   const start = (name: string) => {
     const actor: Actor = { name, alive: true }
+    actors.push(actor)
     const link: Link = current.get(name)?.link ?? { mode: "up", slow: 0, invalidationDelay: 0 }
     const self: Incarnation = { actor, link, connections: [], runtime: undefined, waiting: [] }
     current.set(name, self)
@@ -164,6 +178,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
             : Effect.zipRight(Effect.sleep(Duration.millis(latency + (fault?.latency ?? 0))), fetch)
           return Effect.onExit(answer, (exit) =>
             Effect.sync(() => {
+              if (closed) return
               record.end = world.now
               if (Exit.isSuccess(exit)) record.value = json(job, exit.value)
               else record.failure = describeExit(exit)
@@ -224,7 +239,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
       inWorld(world, actor, `${schedule.seed}:${name}:${++incarnations}`),
       Effect.locally(FiberRef.currentLoggers, HashSet.make(logger))
     )
-    forkIn(world, actor, program)
+    forkIn(world, actor, program, rooted)
   }
 
   const attachWorker = (self: Incarnation, bull: Connection) => {
@@ -246,7 +261,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
             timer = world.at(world.now + settings.queue.lockDuration / 2, actor, renew)
           }
           let timer = world.at(world.now + settings.queue.lockDuration / 2, actor, renew)
-          const fiber = Runtime.runFork(self.runtime!)(Effect.exit(Attempt.handle(task, running, "simulated")))
+          const fiber = rooted(Runtime.runFork(self.runtime!)(Effect.exit(Attempt.handle(task, running, "simulated"))))
           fiber.addObserver((exit) => {
             timer.cancelled = true
             slot.free++
@@ -354,8 +369,9 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
       const at = world.now
       if (op._tag === "Read") {
         const record = push<T.ReadRecord>({ _tag: "Read", at, process: name, job: job.name, key: key! })
-        const fiber = Runtime.runFork(self.runtime!)(Job.lookup(job, input as never) as Effect.Effect<Job.Lookup<unknown>, unknown>)
+        const fiber = rooted(Runtime.runFork(self.runtime!)(Job.lookup(job, input as never) as Effect.Effect<Job.Lookup<unknown>, unknown>))
         fiber.addObserver((exit) => {
+          if (closed) return
           record.end = world.now
           if (Exit.isSuccess(exit)) {
             record.status = exit.value.status
@@ -386,8 +402,9 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
         : op._tag === "Invalidate"
         ? Job.invalidate(job, input as never)
         : Job.invalidateTags(job, op.tags)
-      const fiber = Runtime.runFork(self.runtime!)(effect)
+      const fiber = rooted(Runtime.runFork(self.runtime!)(effect))
       fiber.addObserver((exit) => {
+        if (closed) return
         record.end = world.now
         if (Exit.isFailure(exit)) record.failure = describeExit(exit)
       })
@@ -415,7 +432,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
       final[key] = stored?.entry === "Value" ? stored.value! : null
     }
   }
-  return {
+  const trace: T.Trace = {
     seed: schedule.seed,
     processes: names.filter((name) => name.startsWith("p")),
     workers: names.filter((name) => name.startsWith("w")),
@@ -431,6 +448,22 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
     records,
     final
   }
+  closed = true
+  tearDown(world, actors, roots)
+  return trace
+}
+
+/**
+ * Ends every fiber of the run: the crashed ones are thawed (their parked tasks run again),
+ * and every root fiber is interrupted, its finalizers run on the world until they are done.
+ * Without it each run would stay in memory after its trace is taken.
+ */
+const tearDown = (world: World, actors: ReadonlyArray<Actor>, roots: ReadonlySet<Fiber.RuntimeFiber<unknown, unknown>>) => {
+  for (const actor of actors) actor.alive = true
+  world.unpark()
+  for (const fiber of roots) fiber.unsafeInterruptAsFork(FiberId.none)
+  const until = world.now + 60_000
+  while (roots.size > 0 && world.now < until) world.runUntil(Math.min(until, world.now + 1_000), world.steps + 1_000_000)
 }
 
 /** When the schedule's last fault heals. */

@@ -3,9 +3,10 @@
  * and `RefreshWorker` use it, kept by hand in the simulated Redis.
  *
  * - At least once: a task runs until a worker reports it finished; a worker that dies or is
- *   cut off stops renewing its lock, and a stalled check (every `stalledInterval`, run while
- *   any worker lives) that finds the lock expired twice puts the task back, or fails it
- *   after `maxStalledCount` stalls. Its first worker may still finish it: twice is allowed.
+ *   cut off stops renewing its lock, and the first stalled check (every `stalledInterval`,
+ *   run while any worker lives) that finds the lock expired of a task active at the check
+ *   before puts the task back, or fails it after `maxStalledCount` stalls. Its first worker
+ *   may still finish it: twice is allowed.
  * - One waiting task per key (`deduplication: { id: key }`), and while the key's task is
  *   active one more kept, the last enqueued (`keepLastIfActive`), added when it finishes.
  * - A failed attempt waits its backoff (fixed, or doubling) before the next, up to
@@ -49,7 +50,8 @@ interface Queued {
   state: "waiting" | "delayed" | "active" | "finished"
   worker: WorkerSlot | undefined
   lockUntil: number
-  stalledOnce: boolean
+  /** Active at the last stalled check: the next check that finds its lock expired puts it back. */
+  marked: boolean
 }
 
 export interface Added {
@@ -135,7 +137,7 @@ export class SimulatedQueue {
       task.state = "active"
       task.worker = worker
       task.lockUntil = this.world.now + this.settings.lockDuration
-      task.stalledOnce = false
+      task.marked = false
       this.active.add(task)
       this.record({ at: this.world.now, key: task.key, event: "started", worker: worker.name })
       worker.deliver({ id: task.id, data: task.data, attemptsMade: task.attemptsMade, opts: { attempts: task.attempts } })
@@ -159,7 +161,7 @@ export class SimulatedQueue {
       state: "waiting",
       worker: undefined,
       lockUntil: 0,
-      stalledOnce: false
+      marked: false
     }
     this.byKey.set(task.key, { current: queued, next: undefined })
     this.waiting.push(queued)
@@ -179,12 +181,10 @@ export class SimulatedQueue {
   private stalledCheck() {
     if (!this.workers.some((worker) => worker.actor.alive)) return
     const now = this.world.now
+    // As BullMQ's check does: a task active at the previous check whose lock has expired is
+    // put back; then every active task is marked for the next check.
     for (const task of Array.from(this.active)) {
-      if (task.lockUntil > now) continue
-      if (!task.stalledOnce) {
-        task.stalledOnce = true
-        continue
-      }
+      if (!task.marked || task.lockUntil > now) continue
       this.active.delete(task)
       const worker = task.worker
       task.worker = undefined
@@ -197,6 +197,7 @@ export class SimulatedQueue {
       task.state = "waiting"
       this.waiting.push(task)
     }
+    for (const task of this.active) task.marked = true
     this.dispatch()
   }
 }

@@ -76,6 +76,8 @@ export class World {
   private seq = 0
   private readonly heap: Array<Timer> = []
   private ready: Array<Ready> = []
+  /** The tasks of dead actors: their fibers are frozen, until the run's teardown thaws them. */
+  private parked: Array<Ready> = []
   readonly draws: Draws
   /** Tasks run, for the bench and for a run that never settles. */
   steps = 0
@@ -112,6 +114,7 @@ export class World {
         this.ready[i] = this.ready[last]!
         this.ready.pop()
         if (task.actor.alive) task.run()
+        else this.parked.push(task)
       }
       const next = this.heap[0]
       if (next === undefined || next.at > until) {
@@ -124,6 +127,11 @@ export class World {
       this.fired++
       next.run()
     }
+  }
+
+  /** Makes the parked tasks ready again (their actors revived). */
+  unpark(): void {
+    this.ready.push(...this.parked.splice(0))
   }
 
   /** The Effect `Scheduler` of `actor`'s runtime: its fibers run as tasks of the world. */
