@@ -50,22 +50,39 @@ export const invalidate = <I, A, E, R, S>(
   self: Stored<I, A, E, R, S>,
   input: I
 ): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue.RefreshQueue> =>
-  operate(self, input, "invalidate", (read) =>
-    Effect.flatMap(Effect.zip(read.store.get(read.key, self.valueSchema), Token.make), ([stored, token]) => {
-      const entry = current(self, stored)
-      const now = read.clock.unsafeCurrentTimeMillis()
-      if (entry._tag === "None" || entry.value._tag === "Tombstone") {
-        return Effect.asVoid(Effect.flatMap(tombstoneOf(read, now), (tombstone) => write(read, tombstone, Entry.tokenOf(stored))))
-      }
-      const expiresAt = now + Duration.toMillis(self.refreshTimeout(input))
-      const marked = entry.value._tag === "Pending"
-        ? Entry.pending(expiresAt, token)
-        : Entry.with_(entry.value, { expiresAt, token })
-      // Over what was read: a write made since stays. The refresh is enqueued either way,
-      // and, if it must run here, reads the token then.
-      return Effect.flatMap(write(read, marked, Entry.tokenOf(stored)), (written) =>
-        Effect.asVoid(enqueueElseRefresh(read, written ? token : undefined)))
-    }))
+  operate(self, input, "invalidate", (read) => invalidateOnce(self, input, read, 3))
+
+/**
+ * One try of an invalidation, over what it read. A write refused means another landed
+ * between the read and the write: perhaps a fetch begun before this invalidation, whose value
+ * must not stay fresh. The invalidation is then tried again over it (a `set` that landed
+ * meanwhile is concurrent with it, and may be ordered before it).
+ */
+const invalidateOnce = <I, A, E, R, S>(
+  self: Stored<I, A, E, R, S>,
+  input: I,
+  read: Read<I, A, E, R>,
+  tries: number
+): Effect.Effect<void, E | FetchTimeout | KeyError | StoreError | CodecError, R | S | RefreshQueue.RefreshQueue> =>
+  Effect.flatMap(Effect.zip(read.store.get(read.key, self.valueSchema), Token.make), ([stored, token]) => {
+    const entry = current(self, stored)
+    const now = read.clock.unsafeCurrentTimeMillis()
+    if (entry._tag === "None" || entry.value._tag === "Tombstone") {
+      return Effect.flatMap(
+        Effect.flatMap(tombstoneOf(read, now), (tombstone) => write(read, tombstone, Entry.tokenOf(stored))),
+        (written) => written || tries <= 1 ? Effect.void : invalidateOnce(self, input, read, tries - 1)
+      )
+    }
+    const expiresAt = now + Duration.toMillis(self.refreshTimeout(input))
+    const marked = entry.value._tag === "Pending"
+      ? Entry.pending(expiresAt, token)
+      : Entry.with_(entry.value, { expiresAt, token })
+    // Over what was read; the refresh is enqueued once, and, if it must run here, reads the token then.
+    return Effect.flatMap(write(read, marked, Entry.tokenOf(stored)), (written) =>
+      written || tries <= 1
+        ? Effect.asVoid(enqueueElseRefresh(read, written ? token : undefined))
+        : invalidateOnce(self, input, read, tries - 1))
+  })
 
 /** cacheback's `delete`: a tombstone in the entry's place, so that a fetch begun before it never stores. */
 export const delete_ = <I, A, E, R, S>(self: Stored<I, A, E, R, S>, input: I): Effect.Effect<void, KeyError | StoreError, S> =>

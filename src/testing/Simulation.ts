@@ -391,6 +391,16 @@ export {
    */
   liveness,
   /**
+   * Invalidations honoured: a read after an `invalidate` (and its refresh timeout, for which
+   * the value stays fresh while it is refreshed) or an `invalidateTags` of its key resolved
+   * (and, with a near tier, after the invalidation delay) never answers a fresh hit
+   * of a value fetched before it; it may serve it stale, per the job's policy.
+   *
+   * @since 0.4.0
+   * @category invariants
+   */
+  invalidationsHonoured,
+  /**
    * Monotonic reads: a process never reads a key's value older than one it read before.
    *
    * @since 0.4.0

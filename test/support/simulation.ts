@@ -17,12 +17,13 @@ export const article = Job.make({
   Job.withSchema({ input: Schema.String, value: Schema.String }),
   Job.withLifetime("2 seconds"),
   Job.withStaleRefresh({ syncAfter: "6 seconds" }),
-  Job.withStaleIfError("20 seconds")
+  Job.withStaleIfError("20 seconds"),
+  Job.withTags((id: string) => ["all", `t-${id}`])
 )
 
 export const deployment = (options: { readonly near?: boolean; readonly inputs?: ReadonlyArray<string> } = {}) =>
   Simulation.make({
-    jobs: [{ job: article, inputs: options.inputs ?? ["a", "b"], value: (input: string, n: number) => `${input}=set${n}` }],
+    jobs: [{ job: article, inputs: options.inputs ?? ["a", "b"], value: (input: string, n: number) => `${input}=set${n}`, tags: ["all", "t-a", "t-b"] }],
     processes: 4,
     workers: 2,
     originLatency: { min: 20, max: 400 },
@@ -37,7 +38,7 @@ export interface Property {
 }
 
 /** Writes as often as reads, on one key, within a few fetches' time. */
-const writeHeavy = { read: 3, set: 2, delete: 2, invalidate: 1 }
+const writeHeavy = { read: 3, set: 2, delete: 2, invalidate: 1, invalidateTags: 1 }
 
 export const properties: ReadonlyArray<Property> = [
   {
@@ -53,9 +54,15 @@ export const properties: ReadonlyArray<Property> = [
     schedules: { steps: 40, span: 3_000, faults: false, weights: writeHeavy }
   },
   {
+    name: "invalidations honoured",
+    deployment: deployment(),
+    invariants: [Simulation.invalidationsHonoured],
+    schedules: { steps: 40, span: 3_000, faults: false, weights: { read: 4, set: 1, delete: 0, invalidate: 1, invalidateTags: 1 } }
+  },
+  {
     name: "near coherence",
     deployment: deployment({ near: true, inputs: ["a"] }),
-    invariants: [Simulation.noLostWrite, Simulation.monotonicReads],
+    invariants: [Simulation.noLostWrite, Simulation.monotonicReads, Simulation.invalidationsHonoured],
     schedules: { steps: 40, span: 3_000, faults: ["Invalidations"], maxFaults: 1, weights: writeHeavy }
   },
   {
@@ -81,6 +88,7 @@ export const properties: ReadonlyArray<Property> = [
     deployment: deployment(),
     invariants: [
       Simulation.noLostWrite,
+      Simulation.invalidationsHonoured,
       Simulation.noStampede(),
       Simulation.availability,
       Simulation.boundedStaleness,

@@ -438,6 +438,7 @@ export const run = (settings: Settings, schedule: T.Schedule): T.Trace => {
     workers: names.filter((name) => name.startsWith("w")),
     near: settings.near !== undefined,
     maxInvalidationDelay,
+    commandTimeout: settings.commandTimeout,
     lastStep,
     healedAt,
     end: world.now,
@@ -497,7 +498,16 @@ const storedRecord = (at: number, key: string, text: string | null): T.StoredRec
   if (Either.isLeft(parsed)) return { _tag: "Stored", at, key, entry: "Gone" }
   const entry: Entry.Entry<unknown> = parsed.right
   return entry._tag === "Value"
-    ? { _tag: "Stored", at, key, entry: "Value", value: JSON.stringify(entry.value), fetchedAt: entry.fetchedAt, expiresAt: entry.expiresAt }
+    ? {
+      _tag: "Stored",
+      at,
+      key,
+      entry: "Value",
+      value: JSON.stringify(entry.value),
+      fetchedAt: entry.fetchedAt,
+      expiresAt: entry.expiresAt,
+      ...(entry.tags !== undefined ? { tags: Object.keys(entry.tags).sort() } : {})
+    }
     : { _tag: "Stored", at, key, entry: entry._tag, expiresAt: entry.expiresAt }
 }
 

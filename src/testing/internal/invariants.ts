@@ -19,6 +19,8 @@ export interface Invariant {
 
 /** The near tier's ping interval: how long a silent subscriber goes unnoticed, at most twice. */
 const pingInterval = 250
+/** How long a simulated connection takes to come back after a partition heals, at most. */
+const reconnect = 100
 
 /** Records of a key, each kind in trace order. */
 interface Keyed {
@@ -61,18 +63,23 @@ const byKey = (trace: T.Trace): Map<string, Keyed> => {
 
 /** The intervals during which a fault was active, for an actor or for all (`origin`). */
 const faultWindows = (trace: T.Trace) => {
-  const windows: Array<{ readonly actor: string; readonly kind: T.Fault["_tag"]; readonly from: number; readonly to: number }> = []
+  const windows: Array<{ readonly actor: string; readonly kind: T.Fault["_tag"]; readonly from: number; readonly to: number; readonly after: number }> = []
   for (const record of trace.records) {
-    if (record._tag === "Fault") windows.push({ actor: record.actor, kind: record.fault._tag, from: record.at, to: record.at + record.fault.duration })
+    if (record._tag !== "Fault") continue
+    const fault = record.fault
+    // A command sent during a partition may still be on its way, or hold up the ones behind
+    // it, for its slowness plus a command timeout after the partition heals.
+    const after = fault._tag === "Partition" ? (fault.slow ?? 0) + trace.commandTimeout + reconnect : 0
+    windows.push({ actor: record.actor, kind: fault._tag, from: record.at, to: record.at + fault.duration, after })
   }
   return {
     /** Whether any fault was active during [from, to]. */
     any: (from: number, to: number) => windows.some((w) => w.from <= to && w.to >= from),
     /** Whether a fault of `actor` itself (not the origin's) was active during [from, to]. */
     own: (actor: string, from: number, to: number) => windows.some((w) => w.actor === actor && w.from <= to && w.to >= from),
-    /** Whether `actor` was cut off from Redis (crashed or partitioned) during [from, to]. */
+    /** Whether `actor` was cut off from Redis (crashed or partitioned, and its commands not yet caught up) during [from, to]. */
     cutOff: (actor: string, from: number, to: number) =>
-      windows.some((w) => w.actor === actor && (w.kind === "Crash" || w.kind === "Partition") && w.from <= to && w.to >= from)
+      windows.some((w) => w.actor === actor && (w.kind === "Crash" || w.kind === "Partition") && w.from <= to && w.to + w.after >= from)
   }
 }
 
@@ -187,6 +194,8 @@ export const availability: Invariant = {
         let held: T.StoredRecord | undefined
         for (const each of records.stored) if (each.at <= read.at) held = each
         if (held?.entry !== "Value" || held.fetchedAt! + policy.maxStale < read.end) continue
+        // Redis must have held a value throughout the read: a delete during it may be what it saw.
+        if (records.stored.some((each) => each.at > read.at && each.at <= read.end! && each.entry !== "Value")) continue
         out.push(violation("availability", read.at, `${show(read)} failed (${read.failure}) while Redis held a value within stale-if-error (fetched at ${held.fetchedAt} ms, maxStale ${policy.maxStale} ms)`))
       }
     }
@@ -224,8 +233,9 @@ export const liveness = (options: { readonly within?: number } = {}): Invariant 
  * No lost write: a read that begins after a `set` or `delete` of its key resolved (plus, with
  * a near tier, the longest delay of invalidations and two ping intervals) never answers a
  * value older than the write: one a fetch begun before the write fetched, or one a write
- * that ended before it began set. Writes that failed are not counted, nor reads of a process
- * cut off from Redis meanwhile (it cannot know of the write, and answers from its own fetch).
+ * that ended before it began set. Writes that failed are not counted, and are in doubt (a
+ * timed-out command may still land, later than a newer write); nor are reads of a process cut
+ * off from Redis meanwhile (it cannot know of the write, and answers from its own fetch).
  */
 export const noLostWrite: Invariant = {
   name: "noLostWrite",
@@ -239,10 +249,53 @@ export const noLostWrite: Invariant = {
         for (const read of records.reads) {
           if (!answered(read) || read.at <= write.end + lag) continue
           if (faults.cutOff(read.process, write.at, read.end)) continue
-          const newer = records.writes.some((w) => w.op === "set" && w.value === read.value && (w.end === undefined || w.end >= write.at)) ||
+          // A set that failed is in doubt (Redis may run a command its client gave up on): it may land at any time.
+          const newer = records.writes.some((w) =>
+            w.op === "set" && w.value === read.value && (w.end === undefined || w.failure !== undefined || w.end >= write.at)
+          ) ||
             records.fetches.some((f) => f.value === read.value && f.at >= write.at)
           if (newer) continue
           out.push(violation("noLostWrite", read.at, `${show(read)} answered ${read.value}, older than the ${write.op} of ${write.process} that resolved at ${write.end} ms`))
+        }
+      }
+    }
+    return out
+  }
+}
+
+const invalidateGrace = (policy: T.KeyPolicy | undefined) => policy?.refreshTimeout ?? 0
+
+/**
+ * Invalidations honoured: a read that begins after an `invalidate` (plus the job's refresh
+ * timeout, for which `invalidate` keeps the value fresh while its refresh runs) or an
+ * `invalidateTags` of its key resolved (plus, with a near tier, the invalidation delay) never
+ * answers a fresh hit of a value fetched before it: the value may be served stale, per the job's policy, until its
+ * refresh lands. Invalidations that failed are not counted, nor reads of a process cut off
+ * from Redis meanwhile.
+ */
+export const invalidationsHonoured: Invariant = {
+  name: "invalidationsHonoured",
+  check: (trace) => {
+    const out: Array<Violation> = []
+    const faults = faultWindows(trace)
+    const lag = trace.near ? trace.maxInvalidationDelay + 2 * pingInterval + 50 : 0
+    for (const [key, records] of byKey(trace)) {
+      // An invalidated value stays fresh for a refresh timeout, while its refresh runs.
+      const grace = invalidateGrace(trace.keys[key])
+      for (const write of records.writes) {
+        if (write.end === undefined || write.failure !== undefined || (write.op !== "invalidate" && write.op !== "invalidateTags")) continue
+        for (const read of records.reads) {
+          if (read.status !== "hit" || !answered(read) || read.at <= write.end + lag) continue
+          // Each invalidate keeps the value fresh for a refresh timeout from its own write.
+          if (records.writes.some((w) => w.op === "invalidate" && w.at <= read.at && read.at <= (w.end ?? Infinity) + grace + lag)) continue
+          if (faults.cutOff(read.process, write.at, read.end)) continue
+          // A tag's invalidation concerns the values stored with that tag.
+          const tags = write.op === "invalidateTags" ? commitOf(records.stored, read.value, read.end)?.tags : undefined
+          if (write.op === "invalidateTags" && !write.tags!.some((tag) => tags?.includes(tag))) continue
+          const since = records.fetches.some((f) => f.value === read.value && f.at >= write.at) ||
+            records.writes.some((w) => w.op === "set" && w.value === read.value && (w.end === undefined || w.failure !== undefined || w.end >= write.at))
+          if (since) continue
+          out.push(violation("invalidationsHonoured", read.at, `${show(read)} answered a fresh hit of ${read.value}, fetched before the ${write.op} of ${write.process} that resolved at ${write.end} ms`))
         }
       }
     }

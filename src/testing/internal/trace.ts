@@ -102,6 +102,8 @@ export interface StoredRecord {
   readonly value?: string
   readonly fetchedAt?: number
   readonly expiresAt?: number
+  /** The tags of a value (`Job.withTags`), sorted. */
+  readonly tags?: ReadonlyArray<string>
 }
 
 export interface TaskTraceRecord extends TaskRecord {
@@ -160,6 +162,8 @@ export interface Trace {
   /** Whether processes have a near tier, and the longest invalidation delay of the schedule. */
   readonly near: boolean
   readonly maxInvalidationDelay: number
+  /** The store's command timeout (ms): how long a command sent during a fault may still be in flight after it heals. */
+  readonly commandTimeout: number
   /** The schedule's last step and when its last fault healed (ms). */
   readonly lastStep: number
   readonly healedAt: number
