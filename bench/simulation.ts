@@ -13,7 +13,8 @@ import { CacheStore, Job, RefreshQueue } from "effect-cacheback"
 import { Simulation } from "effect-cacheback/testing"
 import { perSecond, record } from "./harness.js"
 
-// The job of test/Simulation.test.ts: each fetch's value tells it apart (its process's Random).
+// The bench's own job, untagged, with the origin of the measured rows (5–300 ms): test/support/simulation.ts's
+// job differs (tags, a slower origin), and sharing it would change what these rows measure.
 const article = Job.make({
   name: "article",
   fetch: (id: string) => Effect.map(Random.nextIntBetween(0, 1_000_000), (n) => `${id}@${n}`)

@@ -173,12 +173,11 @@ const scenarios: ReadonlyArray<Scenario> = [
   {
     // The worker that takes the refresh dies as its fetch begins (the simulation's
     // `midRefresh`; here a SIGKILL when the worker process reports the fetch). Its task goes
-    // back once its lock (LOCK) has expired and a stalled check (every STALLED) finds it: on
-    // BullMQ 6.7 the first check after the lock expired, in the simulation the second, so
-    // the other worker's value lands between LOCK + F and LOCK + STALLED + F after the kill
-    // for real, LOCK + STALLED + F and LOCK + 2 * STALLED + F simulated. The "recovered"
-    // reads come LOCK + 2 * STALLED + F + 150 after the stale read: after both, and within
-    // the lifetime of the earliest (L - 2 * STALLED - 150 = 250 ms to spare).
+    // back once its lock (LOCK) has expired, at the first stalled check (every STALLED)
+    // after that (BullMQ 6.7's `moveStalledJobsToWait`, which the simulated queue follows),
+    // so the other worker's value lands between LOCK + F and LOCK + STALLED + F after the
+    // kill. The "recovered" reads come LOCK + 2 * STALLED + F + 150 after the stale read: a
+    // check to spare, and within the lifetime of the earliest (L - 2 * STALLED - 150 = 250 ms).
     name: "worker killed mid-refresh: the task goes to the other worker after its lock expires",
     seed: 1,
     phases: [

@@ -92,6 +92,21 @@ const commitOf = (stored: ReadonlyArray<T.StoredRecord>, value: string, at: numb
   return undefined
 }
 
+/**
+ * How long after a write a process with a near tier may still answer what it held: the
+ * longest invalidation delay and two ping intervals. No lag without a near tier.
+ */
+const nearLag = (trace: T.Trace) => trace.near ? trace.maxInvalidationDelay + 2 * pingInterval + 50 : 0
+
+/**
+ * Whether `value` may be newer than a write that began at `at`: a fetch of it began after, or
+ * a set of it ended after (or failed, and is in doubt: Redis may run a command its client gave
+ * up on, at any time).
+ */
+const writtenSince = (records: Keyed, value: string, at: number) =>
+  records.fetches.some((f) => f.value === value && f.at >= at) ||
+  records.writes.some((w) => w.op === "set" && w.value === value && (w.end === undefined || w.failure !== undefined || w.end >= at))
+
 /** A read that answered a value (not an empty miss, not a failure). */
 const answered = (read: T.ReadRecord): read is T.ReadRecord & { value: string; end: number } =>
   read.end !== undefined && read.failure === undefined && read.value !== undefined &&
@@ -242,19 +257,13 @@ export const noLostWrite: Invariant = {
   check: (trace) => {
     const out: Array<Violation> = []
     const faults = faultWindows(trace)
-    const lag = trace.near ? trace.maxInvalidationDelay + 2 * pingInterval + 50 : 0
+    const lag = nearLag(trace)
     for (const records of byKey(trace).values()) {
       for (const write of records.writes) {
         if (write.end === undefined || write.failure !== undefined || (write.op !== "set" && write.op !== "delete")) continue
         for (const read of records.reads) {
           if (!answered(read) || read.at <= write.end + lag) continue
-          if (faults.cutOff(read.process, write.at, read.end)) continue
-          // A set that failed is in doubt (Redis may run a command its client gave up on): it may land at any time.
-          const newer = records.writes.some((w) =>
-            w.op === "set" && w.value === read.value && (w.end === undefined || w.failure !== undefined || w.end >= write.at)
-          ) ||
-            records.fetches.some((f) => f.value === read.value && f.at >= write.at)
-          if (newer) continue
+          if (faults.cutOff(read.process, write.at, read.end) || writtenSince(records, read.value, write.at)) continue
           out.push(violation("noLostWrite", read.at, `${show(read)} answered ${read.value}, older than the ${write.op} of ${write.process} that resolved at ${write.end} ms`))
         }
       }
@@ -263,25 +272,23 @@ export const noLostWrite: Invariant = {
   }
 }
 
-const invalidateGrace = (policy: T.KeyPolicy | undefined) => policy?.refreshTimeout ?? 0
-
 /**
  * Invalidations honoured: a read that begins after an `invalidate` (plus the job's refresh
  * timeout, for which `invalidate` keeps the value fresh while its refresh runs) or an
  * `invalidateTags` of its key resolved (plus, with a near tier, the invalidation delay) never
- * answers a fresh hit of a value fetched before it: the value may be served stale, per the job's policy, until its
- * refresh lands. Invalidations that failed are not counted, nor reads of a process cut off
- * from Redis meanwhile.
+ * answers a fresh hit of a value fetched before it: the value may be served stale, per the
+ * job's policy, until its refresh lands. Invalidations that failed are not counted, nor reads
+ * of a process cut off from Redis meanwhile.
  */
 export const invalidationsHonoured: Invariant = {
   name: "invalidationsHonoured",
   check: (trace) => {
     const out: Array<Violation> = []
     const faults = faultWindows(trace)
-    const lag = trace.near ? trace.maxInvalidationDelay + 2 * pingInterval + 50 : 0
+    const lag = nearLag(trace)
     for (const [key, records] of byKey(trace)) {
       // An invalidated value stays fresh for a refresh timeout, while its refresh runs.
-      const grace = invalidateGrace(trace.keys[key])
+      const grace = trace.keys[key]?.refreshTimeout ?? 0
       for (const write of records.writes) {
         if (write.end === undefined || write.failure !== undefined || (write.op !== "invalidate" && write.op !== "invalidateTags")) continue
         for (const read of records.reads) {
@@ -292,9 +299,7 @@ export const invalidationsHonoured: Invariant = {
           // A tag's invalidation concerns the values stored with that tag.
           const tags = write.op === "invalidateTags" ? commitOf(records.stored, read.value, read.end)?.tags : undefined
           if (write.op === "invalidateTags" && !write.tags!.some((tag) => tags?.includes(tag))) continue
-          const since = records.fetches.some((f) => f.value === read.value && f.at >= write.at) ||
-            records.writes.some((w) => w.op === "set" && w.value === read.value && (w.end === undefined || w.failure !== undefined || w.end >= write.at))
-          if (since) continue
+          if (writtenSince(records, read.value, write.at)) continue
           out.push(violation("invalidationsHonoured", read.at, `${show(read)} answered a fresh hit of ${read.value}, fetched before the ${write.op} of ${write.process} that resolved at ${write.end} ms`))
         }
       }
